@@ -1,0 +1,120 @@
+//! PyLate's chain of Dense modules: `y = act(x W^T + b)`, plus a residual when asked.
+
+use candle_core::{Device, Tensor};
+
+use crate::config::{Activation, DenseConfig};
+use crate::error::{Error, Result};
+use crate::models::Linear;
+use crate::source::{join, Source};
+use crate::weights::WeightStore;
+
+enum Residual {
+    None,
+    /// `in == out`: the input itself is added.
+    Input,
+    /// `in != out`: a bias-free projection of the input is added.
+    Projected(Linear),
+}
+
+struct Dense {
+    linear: Linear,
+    activation: Activation,
+    residual: Residual,
+}
+
+/// The Dense modules of a model, applied in order.
+pub(crate) struct DenseChain {
+    layers: Vec<Dense>,
+    out_features: usize,
+}
+
+impl DenseChain {
+    pub(crate) fn load(
+        source: &Source,
+        dirs: &[String],
+        hidden: usize,
+        device: &Device,
+    ) -> Result<Self> {
+        let mut layers = Vec::with_capacity(dirs.len());
+        let mut width = hidden;
+        for dir in dirs {
+            let config = DenseConfig::read(source, dir)?;
+            let config_file = join(dir, "config.json");
+            if config.in_features != width {
+                let what = if layers.is_empty() {
+                    format!("the backbone's hidden_size {width}")
+                } else {
+                    format!("the previous Dense's out_features {width}")
+                };
+                return Err(Error::config(
+                    config_file,
+                    format!("in_features {} does not match {what}", config.in_features),
+                ));
+            }
+            let file = join(dir, "model.safetensors");
+            let blob = match source.read_optional(&file)? {
+                Some(blob) => blob,
+                None => {
+                    let hint = if source.exists(&join(dir, "pytorch_model.bin")) {
+                        "only pytorch_model.bin is present; expected model.safetensors"
+                    } else {
+                        "the Dense layer's weights"
+                    };
+                    return Err(Error::MissingFile {
+                        file,
+                        expected: hint.into(),
+                    });
+                }
+            };
+            let store = WeightStore::parse(&file, &blob, device)?;
+            let linear = Linear::load(
+                &store,
+                "linear",
+                config.in_features,
+                config.out_features,
+                config.bias,
+            )?;
+            let residual = if !config.use_residual {
+                Residual::None
+            } else if config.in_features == config.out_features {
+                Residual::Input
+            } else {
+                let weight = store.get(
+                    "residual.weight",
+                    &[config.out_features, config.in_features],
+                )?;
+                let bias = store.get_optional("residual.bias", &[config.out_features])?;
+                Residual::Projected(Linear::new(weight, bias)?)
+            };
+            layers.push(Dense {
+                linear,
+                activation: config.activation,
+                residual,
+            });
+            width = config.out_features;
+        }
+        Ok(DenseChain {
+            layers,
+            out_features: width,
+        })
+    }
+
+    /// Width of the output rows.
+    pub(crate) fn out_features(&self) -> usize {
+        self.out_features
+    }
+
+    /// Applies the chain to rows `[N, hidden]`.
+    pub(crate) fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        let mut x = x.clone();
+        for layer in &self.layers {
+            let y = layer.activation.apply(&layer.linear.forward(&x)?)?;
+            x = match &layer.residual {
+                Residual::None => y,
+                Residual::Input => (y + &x)?,
+                Residual::Projected(p) => (y + p.forward(&x)?)?,
+            };
+        }
+        Ok(x)
+    }
+}

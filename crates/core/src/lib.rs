@@ -1,0 +1,30 @@
+//! latebird: PyLate-exact late-interaction (ColBERT) encoders on Candle.
+//!
+//! Load a PyLate model folder (or its files' bytes) and turn texts into one
+//! L2-normalised token-embedding matrix each, exactly as PyLate's `encode()` does.
+//!
+//! ```no_run
+//! use latebird::{ColBERT, InputKind, Options};
+//!
+//! let model = ColBERT::from_folder("tests/models/minilm-colbert", Options::default())?;
+//! let queries = model.encode(&["what is late interaction?"], InputKind::Query)?;
+//! let documents = model.encode(&["ColBERT scores with MaxSim."], InputKind::Document)?;
+//! assert_eq!(queries[0].dim, documents[0].dim);
+//! # Ok::<(), latebird::Error>(())
+//! ```
+#![deny(missing_docs)]
+
+mod config;
+mod dense;
+mod encoder;
+mod error;
+mod models;
+mod source;
+mod tokenize;
+mod weights;
+
+pub use candle_core::Device;
+pub use config::{ColbertSettings, DEFAULT_SKIPLIST};
+pub use encoder::{ColBERT, Embeddings, Options};
+pub use error::{Error, Result};
+pub use tokenize::{InputKind, TokenizedText};

@@ -1,0 +1,212 @@
+//! BERT (post-norm) as transformers' `BertModel` computes it, pooler unused.
+
+use candle_core::Tensor;
+
+use super::{attention, key_mask, LayerNorm, Linear};
+use crate::config::{Activation, Fields};
+use crate::error::{Error, Result};
+use crate::weights::WeightStore;
+
+struct Layer {
+    qkv: Linear,
+    attention_out: Linear,
+    attention_norm: LayerNorm,
+    intermediate: Linear,
+    output: Linear,
+    output_norm: LayerNorm,
+}
+
+pub(crate) struct Bert {
+    word_embeddings: Tensor,
+    position_embeddings: Tensor,
+    token_type_embedding: Tensor,
+    embedding_norm: LayerNorm,
+    layers: Vec<Layer>,
+    activation: Activation,
+    hidden_size: usize,
+    heads: usize,
+}
+
+impl Bert {
+    pub(crate) fn load(config: &Fields, mut store: WeightStore) -> Result<Self> {
+        let hidden = config.usize("hidden_size")?;
+        let heads = config.usize("num_attention_heads")?;
+        let layers = config.usize("num_hidden_layers")?;
+        let intermediate = config.usize("intermediate_size")?;
+        let vocab = config.usize("vocab_size")?;
+        let positions = config.opt_usize("max_position_embeddings")?.unwrap_or(512);
+        let type_vocab = config.opt_usize("type_vocab_size")?.unwrap_or(2);
+        let eps = config.opt_f64("layer_norm_eps")?.unwrap_or(1e-12);
+        let activation = Activation::from_hf_name(
+            config.file,
+            "hidden_act",
+            config.opt_str("hidden_act")?.unwrap_or("gelu"),
+        )?;
+        if let Some(kind) = config.opt_str("position_embedding_type")? {
+            if kind != "absolute" {
+                return Err(Error::config(
+                    config.file,
+                    format!(
+                        "position_embedding_type {kind:?} is not supported; expected \"absolute\""
+                    ),
+                ));
+            }
+        }
+        if heads == 0 || hidden % heads != 0 {
+            return Err(Error::config(
+                config.file,
+                format!("hidden_size {hidden} is not a multiple of num_attention_heads {heads}"),
+            ));
+        }
+        if type_vocab == 0 {
+            return Err(Error::config(
+                config.file,
+                "type_vocab_size is 0; expected at least 1",
+            ));
+        }
+        store.detect_prefix(
+            "embeddings.word_embeddings.weight",
+            &["", "bert.", "model.", "encoder."],
+        )?;
+        let word_embeddings = store.get("embeddings.word_embeddings.weight", &[vocab, hidden])?;
+        let position_embeddings = store.get(
+            "embeddings.position_embeddings.weight",
+            &[positions, hidden],
+        )?;
+        // BERT gets token_type_ids of zeros: only row 0 is ever used.
+        let token_type_embedding = store
+            .get(
+                "embeddings.token_type_embeddings.weight",
+                &[type_vocab, hidden],
+            )?
+            .narrow(0, 0, 1)?
+            .contiguous()?;
+        let embedding_norm = LayerNorm::load(&store, "embeddings.LayerNorm", hidden, true, eps)?;
+        let mut all = Vec::with_capacity(layers);
+        for i in 0..layers {
+            let p = format!("encoder.layer.{i}");
+            let part = |name: &str| -> Result<(Tensor, Tensor)> {
+                Ok((
+                    store.get(
+                        &format!("{p}.attention.self.{name}.weight"),
+                        &[hidden, hidden],
+                    )?,
+                    store.get(&format!("{p}.attention.self.{name}.bias"), &[hidden])?,
+                ))
+            };
+            let (qw, qb) = part("query")?;
+            let (kw, kb) = part("key")?;
+            let (vw, vb) = part("value")?;
+            // One matmul for q, k and v.
+            let qkv = Linear::new(
+                Tensor::cat(&[qw, kw, vw], 0)?,
+                Some(Tensor::cat(&[qb, kb, vb], 0)?),
+            )?;
+            all.push(Layer {
+                qkv,
+                attention_out: Linear::load(
+                    &store,
+                    &format!("{p}.attention.output.dense"),
+                    hidden,
+                    hidden,
+                    true,
+                )?,
+                attention_norm: LayerNorm::load(
+                    &store,
+                    &format!("{p}.attention.output.LayerNorm"),
+                    hidden,
+                    true,
+                    eps,
+                )?,
+                intermediate: Linear::load(
+                    &store,
+                    &format!("{p}.intermediate.dense"),
+                    hidden,
+                    intermediate,
+                    true,
+                )?,
+                output: Linear::load(
+                    &store,
+                    &format!("{p}.output.dense"),
+                    intermediate,
+                    hidden,
+                    true,
+                )?,
+                output_norm: LayerNorm::load(
+                    &store,
+                    &format!("{p}.output.LayerNorm"),
+                    hidden,
+                    true,
+                    eps,
+                )?,
+            });
+        }
+        Ok(Bert {
+            word_embeddings,
+            position_embeddings,
+            token_type_embedding,
+            embedding_norm,
+            layers: all,
+            activation,
+            hidden_size: hidden,
+            heads,
+        })
+    }
+
+    pub(crate) fn hidden_size(&self) -> usize {
+        self.hidden_size
+    }
+
+    pub(crate) fn max_positions(&self) -> usize {
+        self.position_embeddings.dim(0).unwrap_or(0)
+    }
+
+    pub(crate) fn vocab_size(&self) -> usize {
+        self.word_embeddings.dim(0).unwrap_or(0)
+    }
+
+    pub(crate) fn forward(
+        &self,
+        ids: &Tensor,
+        attention_mask: &Tensor,
+    ) -> candle_core::Result<Tensor> {
+        let (b, t) = ids.dims2()?;
+        let hidden = self.hidden_size;
+        let words = self
+            .word_embeddings
+            .index_select(&ids.flatten_all()?, 0)?
+            .reshape((b, t, hidden))?;
+        let positions = self.position_embeddings.narrow(0, 0, t)?;
+        let x = words
+            .broadcast_add(&positions)?
+            .broadcast_add(&self.token_type_embedding)?;
+        let mut x = self.embedding_norm.forward(&x)?;
+        let mask = key_mask(attention_mask)?;
+        let head_dim = hidden / self.heads;
+        for layer in &self.layers {
+            let qkv = layer
+                .qkv
+                .forward(&x)?
+                .reshape((b, t, 3, self.heads, head_dim))?;
+            let part = |i: usize| {
+                qkv.narrow(2, i, 1)?
+                    .squeeze(2)?
+                    .transpose(1, 2)?
+                    .contiguous()
+            };
+            let context = attention(&part(0)?, &part(1)?, &part(2)?, &mask)?
+                .transpose(1, 2)?
+                .reshape((b, t, hidden))?;
+            let attended = layer
+                .attention_norm
+                .forward(&(layer.attention_out.forward(&context)? + &x)?)?;
+            let inner = self
+                .activation
+                .apply(&layer.intermediate.forward(&attended)?)?;
+            x = layer
+                .output_norm
+                .forward(&(layer.output.forward(&inner)? + &attended)?)?;
+        }
+        Ok(x)
+    }
+}

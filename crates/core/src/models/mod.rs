@@ -1,0 +1,216 @@
+//! Backbone forward passes and the layers they share.
+
+pub(crate) mod bert;
+pub(crate) mod modernbert;
+
+use candle_core::{DType, Device, Tensor, D};
+
+use crate::config::{parse_json_object, Fields};
+use crate::error::{Error, Result};
+use crate::source::{join, Source};
+use crate::weights::WeightStore;
+
+/// Large finite negative added to masked attention scores: exp() of it is exactly 0,
+/// and a row whose keys are all masked still yields finite (uniform) weights, never NaN.
+pub(crate) const MASKED: f32 = f32::MIN;
+
+/// `y = x W^T + b` with `W` stored `[out, in]` as in PyTorch.
+pub(crate) struct Linear {
+    weight_t: Tensor,
+    bias: Option<Tensor>,
+}
+
+impl Linear {
+    pub(crate) fn load(
+        store: &WeightStore,
+        name: &str,
+        in_features: usize,
+        out_features: usize,
+        bias: bool,
+    ) -> Result<Self> {
+        let weight = store.get(&format!("{name}.weight"), &[out_features, in_features])?;
+        let bias = if bias {
+            Some(store.get(&format!("{name}.bias"), &[out_features])?)
+        } else {
+            None
+        };
+        Self::new(weight, bias)
+    }
+
+    pub(crate) fn new(weight: Tensor, bias: Option<Tensor>) -> Result<Self> {
+        // Stored transposed once so that every forward is a plain row-major matmul.
+        Ok(Linear {
+            weight_t: weight.t()?.contiguous()?,
+            bias,
+        })
+    }
+
+    /// Applies the layer to `[.., in]`.
+    pub(crate) fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        let dims = x.dims().to_vec();
+        let Some((last, lead)) = dims.split_last() else {
+            candle_core::bail!("linear layer applied to a scalar")
+        };
+        let rows: usize = lead.iter().product();
+        let y = x.reshape((rows, *last))?.matmul(&self.weight_t)?;
+        let y = match &self.bias {
+            Some(b) => y.broadcast_add(b)?,
+            None => y,
+        };
+        let mut out = lead.to_vec();
+        out.push(y.dim(1)?);
+        y.reshape(out)
+    }
+}
+
+/// LayerNorm over the last dimension, with the variance taken around the mean
+/// (two passes) as PyTorch does, not as `E[x^2] - E[x]^2`.
+pub(crate) struct LayerNorm {
+    weight: Tensor,
+    bias: Option<Tensor>,
+    eps: f64,
+}
+
+impl LayerNorm {
+    pub(crate) fn load(
+        store: &WeightStore,
+        name: &str,
+        size: usize,
+        bias: bool,
+        eps: f64,
+    ) -> Result<Self> {
+        Ok(LayerNorm {
+            weight: store.get(&format!("{name}.weight"), &[size])?,
+            bias: if bias {
+                Some(store.get(&format!("{name}.bias"), &[size])?)
+            } else {
+                None
+            },
+            eps,
+        })
+    }
+
+    pub(crate) fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        let mean = x.mean_keepdim(D::Minus1)?;
+        let centered = x.broadcast_sub(&mean)?;
+        let var = centered.sqr()?.mean_keepdim(D::Minus1)?;
+        let y = centered.broadcast_div(&(var + self.eps)?.sqrt()?)?;
+        let y = y.broadcast_mul(&self.weight)?;
+        match &self.bias {
+            Some(b) => y.broadcast_add(b),
+            None => Ok(y),
+        }
+    }
+}
+
+/// Additive key mask `[B, 1, 1, T]`: 0 where attended, [`MASKED`] elsewhere.
+pub(crate) fn key_mask(attention: &Tensor) -> candle_core::Result<Tensor> {
+    let (b, t) = attention.dims2()?;
+    let attention = attention.to_dtype(DType::F32)?;
+    let masked = ((attention.ones_like()? - &attention)? * f64::from(MASKED))?;
+    masked.reshape((b, 1, 1, t))
+}
+
+/// Scaled dot-product attention of `[B, H, T, d]` tensors with an additive mask.
+pub(crate) fn attention(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    mask: &Tensor,
+) -> candle_core::Result<Tensor> {
+    let head_dim = q.dim(D::Minus1)?;
+    let scale = 1.0 / (head_dim as f64).sqrt();
+    let scores = (q.matmul(&k.t()?)? * scale)?.broadcast_add(mask)?;
+    let weights = candle_nn::ops::softmax_last_dim(&scores)?;
+    weights.matmul(v)
+}
+
+/// A backbone, chosen from `config.json`.
+pub(crate) enum Backbone {
+    Bert(bert::Bert),
+    ModernBert(modernbert::ModernBert),
+}
+
+impl Backbone {
+    pub(crate) fn load(source: &Source, dir: &str, device: &Device) -> Result<Self> {
+        let file = join(dir, "config.json");
+        let blob = source.read(&file, "the backbone's transformers config")?;
+        let config = parse_json_object(&file, &blob)?;
+        let fields = Fields::new(&file, &config);
+        let architecture = fields
+            .opt_strings("architectures")?
+            .and_then(|a| a.into_iter().next());
+        let model_type = fields.opt_str("model_type")?.map(String::from);
+        let family = match (architecture.as_deref(), model_type.as_deref()) {
+            (Some(a), _) if a.starts_with("ModernBert") => "modernbert",
+            (Some(a), _) if a.starts_with("Bert") => "bert",
+            (Some(a), _) => {
+                return Err(Error::UnsupportedArchitecture {
+                    file,
+                    found: a.to_string(),
+                })
+            }
+            (None, Some("modernbert")) => "modernbert",
+            (None, Some("bert")) => "bert",
+            (None, other) => {
+                return Err(Error::UnsupportedArchitecture {
+                    file,
+                    found: other.unwrap_or("(none given)").to_string(),
+                })
+            }
+        };
+        let weights_file = join(dir, "model.safetensors");
+        let blob = match source.read_optional(&weights_file)? {
+            Some(blob) => blob,
+            None => {
+                let hint = if source.exists(&join(dir, "pytorch_model.bin")) {
+                    "only pytorch_model.bin is present; expected model.safetensors (convert it with safetensors' convert script or save_pretrained(safe_serialization=True))"
+                } else {
+                    "the backbone's weights"
+                };
+                return Err(Error::MissingFile {
+                    file: weights_file,
+                    expected: hint.to_string(),
+                });
+            }
+        };
+        let store = WeightStore::parse(&weights_file, &blob, device)?;
+        match family {
+            "bert" => Ok(Backbone::Bert(bert::Bert::load(&fields, store)?)),
+            _ => Ok(Backbone::ModernBert(modernbert::ModernBert::load(
+                &fields, store, device,
+            )?)),
+        }
+    }
+
+    pub(crate) fn hidden_size(&self) -> usize {
+        match self {
+            Backbone::Bert(m) => m.hidden_size(),
+            Backbone::ModernBert(m) => m.hidden_size(),
+        }
+    }
+
+    /// Rows of the token embedding matrix.
+    pub(crate) fn vocab_size(&self) -> usize {
+        match self {
+            Backbone::Bert(m) => m.vocab_size(),
+            Backbone::ModernBert(m) => m.vocab_size(),
+        }
+    }
+
+    /// Longest sequence the position embeddings allow.
+    pub(crate) fn max_positions(&self) -> usize {
+        match self {
+            Backbone::Bert(m) => m.max_positions(),
+            Backbone::ModernBert(m) => m.max_positions(),
+        }
+    }
+
+    /// Last hidden state `[B, T, hidden]` of `ids` `[B, T]` (u32) under `attention` `[B, T]` (u32).
+    pub(crate) fn forward(&self, ids: &Tensor, attention: &Tensor) -> candle_core::Result<Tensor> {
+        match self {
+            Backbone::Bert(m) => m.forward(ids, attention),
+            Backbone::ModernBert(m) => m.forward(ids, attention),
+        }
+    }
+}

@@ -1,0 +1,341 @@
+//! ModernBERT (pre-norm, rotary, alternating global and sliding-window attention, GeGLU)
+//! as transformers' `ModernBertModel` computes it with eager/sdpa attention.
+
+use candle_core::{Device, Tensor};
+
+use super::{attention, key_mask, LayerNorm, Linear, MASKED};
+use crate::config::{Activation, Fields};
+use crate::error::{Error, Result};
+use crate::weights::WeightStore;
+
+/// Rotary tables for one base, `[max_positions, head_dim / 2]`, computed in f32.
+struct Rotary {
+    cos: Tensor,
+    sin: Tensor,
+}
+
+impl Rotary {
+    fn new(base: f64, head_dim: usize, positions: usize, device: &Device) -> Result<Self> {
+        let half = head_dim / 2;
+        let base = base as f32;
+        let inv_freq: Vec<f32> = (0..half)
+            .map(|i| 1.0 / base.powf((2 * i) as f32 / head_dim as f32))
+            .collect();
+        let mut angles = Vec::with_capacity(positions * half);
+        for p in 0..positions {
+            angles.extend(inv_freq.iter().map(|f| p as f32 * f));
+        }
+        let angles = Tensor::from_vec(angles, (positions, half), device)?;
+        Ok(Rotary {
+            cos: angles.cos()?,
+            sin: angles.sin()?,
+        })
+    }
+
+    /// Rotates `[B, H, T, d]` (rotate-half form).
+    fn apply(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        let t = x.dim(2)?;
+        candle_nn::rotary_emb::rope(x, &self.cos.narrow(0, 0, t)?, &self.sin.narrow(0, 0, t)?)
+    }
+}
+
+struct Layer {
+    attn_norm: Option<LayerNorm>,
+    qkv: Linear,
+    attn_out: Linear,
+    mlp_norm: LayerNorm,
+    mlp_in: Linear,
+    mlp_out: Linear,
+    global: bool,
+}
+
+pub(crate) struct ModernBert {
+    embeddings: Tensor,
+    embedding_norm: LayerNorm,
+    layers: Vec<Layer>,
+    final_norm: LayerNorm,
+    global_rope: Rotary,
+    local_rope: Rotary,
+    activation: Activation,
+    hidden_size: usize,
+    intermediate: usize,
+    heads: usize,
+    /// A local layer's query at i sees keys j with |i - j| <= half_window.
+    half_window: usize,
+    max_positions: usize,
+}
+
+/// Which layers attend globally and which rope bases apply: the transformers 4 keys
+/// (`global_attn_every_n_layers`, `global_rope_theta`, `local_rope_theta`) or the
+/// transformers 5 ones (`layer_types`, `rope_parameters`).
+fn layer_plan(config: &Fields, layers: usize) -> Result<(Vec<bool>, f64, f64)> {
+    let file = config.file;
+    let global_theta_v4 = config.opt_f64("global_rope_theta")?;
+    let local_theta_v4 = config.opt_f64("local_rope_theta")?;
+    let from_parameters = |kind: &str| -> Result<Option<f64>> {
+        let Some(params) = config.opt_object("rope_parameters")? else {
+            return Ok(None);
+        };
+        // Either one set of parameters per layer type, or a single flat set.
+        let entry =
+            match params.get(kind) {
+                Some(serde_json::Value::Object(m)) => m,
+                Some(_) => return Err(Error::config(
+                    file,
+                    format!(
+                        "rope_parameters.{kind} is not an object; expected {{\"rope_theta\": ...}}"
+                    ),
+                )),
+                None => params,
+            };
+        Fields::new(file, entry).opt_f64("rope_theta")
+    };
+    let global_theta = match global_theta_v4 {
+        Some(t) => t,
+        None => from_parameters("full_attention")?.unwrap_or(160_000.0),
+    };
+    let local_theta = match local_theta_v4 {
+        Some(t) => t,
+        None => match from_parameters("sliding_attention")? {
+            Some(t) => t,
+            // transformers 4 falls back to the global base when local_rope_theta is null.
+            None if config.map.contains_key("local_rope_theta") => global_theta,
+            None => 10_000.0,
+        },
+    };
+    let kinds = match config.opt_strings("layer_types")? {
+        Some(types) => {
+            if types.len() != layers {
+                return Err(Error::config(
+                    file,
+                    format!(
+                        "layer_types has {} entries; expected num_hidden_layers = {layers}",
+                        types.len()
+                    ),
+                ));
+            }
+            types
+                .iter()
+                .map(|t| match t.as_str() {
+                    "full_attention" => Ok(true),
+                    "sliding_attention" => Ok(false),
+                    other => Err(Error::config(
+                        file,
+                        format!("layer_types holds {other:?}; expected \"full_attention\" or \"sliding_attention\""),
+                    )),
+                })
+                .collect::<Result<Vec<_>>>()?
+        }
+        None => {
+            let every = config.opt_usize("global_attn_every_n_layers")?.unwrap_or(3);
+            if every == 0 {
+                return Err(Error::config(
+                    file,
+                    "global_attn_every_n_layers is 0; expected at least 1",
+                ));
+            }
+            (0..layers).map(|l| l % every == 0).collect()
+        }
+    };
+    for (name, theta) in [("global", global_theta), ("local", local_theta)] {
+        if !(theta.is_finite() && theta > 1.0) {
+            return Err(Error::config(
+                file,
+                format!("{name} rope theta {theta} is not a base > 1"),
+            ));
+        }
+    }
+    Ok((kinds, global_theta, local_theta))
+}
+
+impl ModernBert {
+    pub(crate) fn load(config: &Fields, mut store: WeightStore, device: &Device) -> Result<Self> {
+        let file = config.file;
+        let hidden = config.usize("hidden_size")?;
+        let heads = config.usize("num_attention_heads")?;
+        let layers = config.usize("num_hidden_layers")?;
+        let intermediate = config.usize("intermediate_size")?;
+        let vocab = config.usize("vocab_size")?;
+        let max_positions = config.opt_usize("max_position_embeddings")?.unwrap_or(8192);
+        let eps = config.opt_f64("norm_eps")?.unwrap_or(1e-5);
+        let norm_bias = config.opt_bool("norm_bias")?.unwrap_or(false);
+        let attention_bias = config.opt_bool("attention_bias")?.unwrap_or(false);
+        let mlp_bias = config.opt_bool("mlp_bias")?.unwrap_or(false);
+        let activation = Activation::from_hf_name(
+            file,
+            "hidden_activation",
+            config.opt_str("hidden_activation")?.unwrap_or("gelu"),
+        )?;
+        let window = match config.opt_usize("local_attention")? {
+            Some(w) => w,
+            None => config
+                .opt_usize("sliding_window")?
+                .map(|half| half * 2)
+                .unwrap_or(128),
+        };
+        if heads == 0 || hidden % heads != 0 || (hidden / heads) % 2 != 0 {
+            return Err(Error::config(
+                file,
+                format!("hidden_size {hidden} / num_attention_heads {heads} must give an even head size"),
+            ));
+        }
+        let (kinds, global_theta, local_theta) = layer_plan(config, layers)?;
+        let head_dim = hidden / heads;
+
+        store.detect_prefix(
+            "embeddings.tok_embeddings.weight",
+            &["", "model.", "backbone."],
+        )?;
+        let embeddings = store.get("embeddings.tok_embeddings.weight", &[vocab, hidden])?;
+        let embedding_norm = LayerNorm::load(&store, "embeddings.norm", hidden, norm_bias, eps)?;
+        let mut all = Vec::with_capacity(layers);
+        for (i, global) in kinds.into_iter().enumerate() {
+            let p = format!("layers.{i}");
+            // Layer 0 reads the (already normalised) embeddings: its attn_norm is the identity.
+            let attn_norm = if i == 0 {
+                None
+            } else {
+                Some(LayerNorm::load(
+                    &store,
+                    &format!("{p}.attn_norm"),
+                    hidden,
+                    norm_bias,
+                    eps,
+                )?)
+            };
+            all.push(Layer {
+                attn_norm,
+                qkv: Linear::load(
+                    &store,
+                    &format!("{p}.attn.Wqkv"),
+                    hidden,
+                    3 * hidden,
+                    attention_bias,
+                )?,
+                attn_out: Linear::load(
+                    &store,
+                    &format!("{p}.attn.Wo"),
+                    hidden,
+                    hidden,
+                    attention_bias,
+                )?,
+                mlp_norm: LayerNorm::load(
+                    &store,
+                    &format!("{p}.mlp_norm"),
+                    hidden,
+                    norm_bias,
+                    eps,
+                )?,
+                mlp_in: Linear::load(
+                    &store,
+                    &format!("{p}.mlp.Wi"),
+                    hidden,
+                    2 * intermediate,
+                    mlp_bias,
+                )?,
+                mlp_out: Linear::load(
+                    &store,
+                    &format!("{p}.mlp.Wo"),
+                    intermediate,
+                    hidden,
+                    mlp_bias,
+                )?,
+                global,
+            });
+        }
+        let final_norm = LayerNorm::load(&store, "final_norm", hidden, norm_bias, eps)?;
+        Ok(ModernBert {
+            embeddings,
+            embedding_norm,
+            layers: all,
+            final_norm,
+            global_rope: Rotary::new(global_theta, head_dim, max_positions, device)?,
+            local_rope: Rotary::new(local_theta, head_dim, max_positions, device)?,
+            activation,
+            hidden_size: hidden,
+            intermediate,
+            heads,
+            half_window: window / 2,
+            max_positions,
+        })
+    }
+
+    pub(crate) fn hidden_size(&self) -> usize {
+        self.hidden_size
+    }
+
+    pub(crate) fn max_positions(&self) -> usize {
+        self.max_positions
+    }
+
+    pub(crate) fn vocab_size(&self) -> usize {
+        self.embeddings.dim(0).unwrap_or(0)
+    }
+
+    /// `[T, T]` additive mask keeping |i - j| <= half_window.
+    fn window_mask(&self, t: usize, device: &Device) -> candle_core::Result<Tensor> {
+        let w = self.half_window;
+        let values: Vec<f32> = (0..t)
+            .flat_map(|i| (0..t).map(move |j| if i.abs_diff(j) <= w { 0.0 } else { MASKED }))
+            .collect();
+        Tensor::from_vec(values, (t, t), device)
+    }
+
+    pub(crate) fn forward(
+        &self,
+        ids: &Tensor,
+        attention_mask: &Tensor,
+    ) -> candle_core::Result<Tensor> {
+        let (b, t) = ids.dims2()?;
+        let hidden = self.hidden_size;
+        let head_dim = hidden / self.heads;
+        let x = self
+            .embeddings
+            .index_select(&ids.flatten_all()?, 0)?
+            .reshape((b, t, hidden))?;
+        let mut x = self.embedding_norm.forward(&x)?;
+        let global_mask = key_mask(attention_mask)?;
+        let local_mask = if t > self.half_window + 1 {
+            // Both masks hold 0 or MASKED; the minimum keeps MASKED where either masks.
+            global_mask
+                .broadcast_minimum(&self.window_mask(t, ids.device())?.reshape((1, 1, t, t))?)?
+        } else {
+            global_mask.clone()
+        };
+        for layer in &self.layers {
+            let normed = match &layer.attn_norm {
+                Some(norm) => norm.forward(&x)?,
+                None => x.clone(),
+            };
+            let qkv = layer
+                .qkv
+                .forward(&normed)?
+                .reshape((b, t, 3, self.heads, head_dim))?;
+            let part = |i: usize| {
+                qkv.narrow(2, i, 1)?
+                    .squeeze(2)?
+                    .transpose(1, 2)?
+                    .contiguous()
+            };
+            let (rope, mask) = if layer.global {
+                (&self.global_rope, &global_mask)
+            } else {
+                (&self.local_rope, &local_mask)
+            };
+            let q = rope.apply(&part(0)?)?;
+            let k = rope.apply(&part(1)?)?;
+            let context = attention(&q, &k, &part(2)?, mask)?
+                .transpose(1, 2)?
+                .reshape((b, t, hidden))?;
+            x = (x + layer.attn_out.forward(&context)?)?;
+            let inner = layer.mlp_in.forward(&layer.mlp_norm.forward(&x)?)?;
+            let input = inner.narrow(2, 0, self.intermediate)?;
+            let gate = inner.narrow(2, self.intermediate, self.intermediate)?;
+            let mlp = layer
+                .mlp_out
+                .forward(&(self.activation.apply(&input)? * gate)?)?;
+            x = (x + mlp)?;
+        }
+        self.final_norm.forward(&x)
+    }
+}

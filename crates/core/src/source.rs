@@ -1,0 +1,155 @@
+//! Where a model's files come from: a folder on disk (weights memory-mapped) or
+//! an in-memory map of file names to bytes (the browser, a Lambda layer read by the caller).
+
+use std::collections::HashMap;
+use std::ops::Deref;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::error::{Error, Result};
+
+/// The bytes of one file: memory-mapped from disk or shared from memory.
+pub(crate) enum Blob {
+    Mapped(memmap2::Mmap),
+    Shared(Arc<[u8]>),
+}
+
+impl Deref for Blob {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            Blob::Mapped(map) => map,
+            Blob::Shared(bytes) => bytes,
+        }
+    }
+}
+
+/// A PyLate model folder, wherever it lives.
+#[derive(Clone)]
+pub(crate) enum Source {
+    Folder(PathBuf),
+    Files(Arc<HashMap<String, Arc<[u8]>>>),
+}
+
+impl Source {
+    pub(crate) fn folder(path: &Path) -> Result<Self> {
+        let meta = std::fs::metadata(path).map_err(|source| Error::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        if !meta.is_dir() {
+            return Err(Error::argument(
+                "path",
+                format!(
+                    "{} is not a directory; expected a PyLate model folder",
+                    path.display()
+                ),
+            ));
+        }
+        Ok(Source::Folder(path.to_path_buf()))
+    }
+
+    /// Builds a source from relative file names. Names are normalised (`\` to `/`,
+    /// leading `./` dropped) and, when every file sits under one top folder and no
+    /// `config.json` is at the top, that folder is stripped: dropping a whole model
+    /// folder in a browser yields names such as `my-model/config.json`.
+    pub(crate) fn files<I, K, V>(files: I) -> Result<Self>
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: AsRef<str>,
+        V: Into<Arc<[u8]>>,
+    {
+        let mut map: HashMap<String, Arc<[u8]>> = HashMap::new();
+        for (name, bytes) in files {
+            let mut name = name.as_ref().replace('\\', "/");
+            while let Some(rest) = name.strip_prefix("./") {
+                name = rest.to_string();
+            }
+            let name = name.trim_start_matches('/').to_string();
+            if name.is_empty() {
+                return Err(Error::argument("files", "a file name is empty"));
+            }
+            if map.insert(name.clone(), bytes.into()).is_some() {
+                return Err(Error::argument(
+                    "files",
+                    format!("{name} is given twice once normalised"),
+                ));
+            }
+        }
+        if map.is_empty() {
+            return Err(Error::argument(
+                "files",
+                "no files given; expected a PyLate model folder's files (modules.json, config.json, model.safetensors, tokenizer.json, ...)",
+            ));
+        }
+        if !map.contains_key("config.json") {
+            let tops: std::collections::HashSet<&str> = map
+                .keys()
+                .map(|k| k.split('/').next().unwrap_or(""))
+                .collect();
+            if tops.len() == 1 && map.keys().all(|k| k.contains('/')) {
+                let top = format!("{}/", tops.into_iter().next().unwrap_or_default());
+                map = map
+                    .into_iter()
+                    .map(|(k, v)| (k[top.len()..].to_string(), v))
+                    .collect();
+            }
+        }
+        Ok(Source::Files(Arc::new(map)))
+    }
+
+    /// A human-readable description for error messages.
+    pub(crate) fn describe(&self) -> String {
+        match self {
+            Source::Folder(path) => path.display().to_string(),
+            Source::Files(_) => "the given files".to_string(),
+        }
+    }
+
+    pub(crate) fn exists(&self, name: &str) -> bool {
+        match self {
+            Source::Folder(root) => root.join(name).is_file(),
+            Source::Files(map) => map.contains_key(name),
+        }
+    }
+
+    /// Reads a file, `None` if it is absent.
+    pub(crate) fn read_optional(&self, name: &str) -> Result<Option<Blob>> {
+        match self {
+            Source::Folder(root) => {
+                let path = root.join(name);
+                if !path.is_file() {
+                    return Ok(None);
+                }
+                let file = std::fs::File::open(&path).map_err(|source| Error::Io {
+                    path: path.clone(),
+                    source,
+                })?;
+                // SAFETY: the map is read-only; a file changed underneath us while the model
+                // loads is the same hazard as with any memory-mapped reader (safetensors, numpy).
+                let map = unsafe { memmap2::Mmap::map(&file) }
+                    .map_err(|source| Error::Io { path, source })?;
+                Ok(Some(Blob::Mapped(map)))
+            }
+            Source::Files(map) => Ok(map.get(name).map(|b| Blob::Shared(b.clone()))),
+        }
+    }
+
+    /// Reads a file that must be there; `why` says what it is needed for.
+    pub(crate) fn read(&self, name: &str, why: &str) -> Result<Blob> {
+        self.read_optional(name)?.ok_or_else(|| Error::MissingFile {
+            file: name.to_string(),
+            expected: format!("{why}; looked in {}", self.describe()),
+        })
+    }
+}
+
+/// Joins a module folder (`""` for the root) and a file name.
+pub(crate) fn join(dir: &str, file: &str) -> String {
+    let dir = dir.trim_matches('/');
+    if dir.is_empty() {
+        file.to_string()
+    } else {
+        format!("{dir}/{file}")
+    }
+}

@@ -1,0 +1,134 @@
+//! Tensors out of a safetensors file, found by name whatever prefix or LayerNorm naming
+//! the checkpoint uses, checked against the shape the config implies, converted to f32.
+
+use candle_core::{DType, Device, Tensor};
+use safetensors::SafeTensors;
+
+use crate::error::{Error, Result};
+
+/// A parsed safetensors file borrowed from its bytes.
+pub(crate) struct WeightStore<'a> {
+    file: String,
+    tensors: SafeTensors<'a>,
+    prefix: String,
+    device: Device,
+}
+
+impl<'a> WeightStore<'a> {
+    /// Parses the header; a truncated or corrupt file is an error naming `file`.
+    pub(crate) fn parse(file: &str, bytes: &'a [u8], device: &Device) -> Result<Self> {
+        let tensors = SafeTensors::deserialize(bytes).map_err(|e| {
+            Error::weights(
+                file,
+                format!("not a valid safetensors file ({} bytes): {e}", bytes.len()),
+            )
+        })?;
+        Ok(WeightStore {
+            file: file.to_string(),
+            tensors,
+            prefix: String::new(),
+            device: device.clone(),
+        })
+    }
+
+    /// Picks the name prefix (`""`, `bert.`, `model.`, ...) under which `probe` exists.
+    pub(crate) fn detect_prefix(&mut self, probe: &str, candidates: &[&str]) -> Result<()> {
+        for prefix in candidates {
+            if self.lookup(&format!("{prefix}{probe}")).is_some() {
+                self.prefix = prefix.to_string();
+                return Ok(());
+            }
+        }
+        let mut names: Vec<String> = self.tensors.names().into_iter().map(String::from).collect();
+        names.sort();
+        names.truncate(5);
+        Err(Error::weights(
+            &self.file,
+            format!(
+                "no tensor named {probe:?} under any of the prefixes {candidates:?}; the file starts with {names:?}"
+            ),
+        ))
+    }
+
+    fn lookup(&self, name: &str) -> Option<String> {
+        let names = self.tensors.names();
+        if names.iter().any(|n| *n == name) {
+            return Some(name.to_string());
+        }
+        // Legacy LayerNorm naming: gamma/beta instead of weight/bias.
+        let legacy = if let Some(stem) = name.strip_suffix(".weight") {
+            format!("{stem}.gamma")
+        } else if let Some(stem) = name.strip_suffix(".bias") {
+            format!("{stem}.beta")
+        } else {
+            return None;
+        };
+        names.iter().any(|n| *n == legacy).then_some(legacy)
+    }
+
+    pub(crate) fn contains(&self, name: &str) -> bool {
+        self.lookup(&format!("{}{name}", self.prefix)).is_some()
+    }
+
+    /// Loads `name` (under the detected prefix) as f32 and checks its shape.
+    pub(crate) fn get(&self, name: &str, shape: &[usize]) -> Result<Tensor> {
+        let full = format!("{}{name}", self.prefix);
+        let found = self.lookup(&full).ok_or_else(|| {
+            Error::weights(
+                &self.file,
+                format!("tensor {full:?} is missing; expected shape {shape:?}"),
+            )
+        })?;
+        let view = self
+            .tensors
+            .tensor(&found)
+            .map_err(|e| Error::weights(&self.file, format!("tensor {found:?}: {e}")))?;
+        if view.shape() != shape {
+            return Err(Error::weights(
+                &self.file,
+                format!(
+                    "tensor {found:?} has shape {:?}; expected {shape:?} from the config",
+                    view.shape()
+                ),
+            ));
+        }
+        let dtype = match view.dtype() {
+            safetensors::Dtype::F32 => DType::F32,
+            safetensors::Dtype::F16 => DType::F16,
+            safetensors::Dtype::BF16 => DType::BF16,
+            safetensors::Dtype::F64 => DType::F64,
+            other => {
+                return Err(Error::weights(
+                    &self.file,
+                    format!("tensor {found:?} has dtype {other:?}; expected F32, F16 or BF16"),
+                ))
+            }
+        };
+        let tensor = Tensor::from_raw_buffer(view.data(), dtype, shape, &self.device)?;
+        let tensor = tensor.to_dtype(DType::F32)?;
+        check_finite(&self.file, &found, &tensor)?;
+        Ok(tensor)
+    }
+
+    /// Loads `name` when present.
+    pub(crate) fn get_optional(&self, name: &str, shape: &[usize]) -> Result<Option<Tensor>> {
+        if self.contains(name) {
+            self.get(name, shape).map(Some)
+        } else {
+            Ok(None)
+        }
+    }
+}
+
+/// Rejects weights holding NaN or infinity: they would silently poison every output.
+fn check_finite(file: &str, name: &str, tensor: &Tensor) -> Result<()> {
+    let sum = tensor.abs()?.flatten_all()?.max(0)?.to_scalar::<f32>()?;
+    if sum.is_finite() || tensor.elem_count() == 0 {
+        Ok(())
+    } else {
+        Err(Error::weights(
+            file,
+            format!("tensor {name:?} holds NaN or infinite values; expected finite weights"),
+        ))
+    }
+}
