@@ -2,7 +2,7 @@
 
 use candle_core::Tensor;
 
-use super::{attention, key_mask, LayerNorm, Linear};
+use super::{attention, AttentionMask, LayerNorm, Linear};
 use crate::config::{Activation, Fields};
 use crate::error::{Error, Result};
 use crate::weights::WeightStore;
@@ -181,7 +181,7 @@ impl Bert {
             .broadcast_add(&positions)?
             .broadcast_add(&self.token_type_embedding)?;
         let mut x = self.embedding_norm.forward(&x)?;
-        let mask = key_mask(attention_mask)?;
+        let mask = AttentionMask::keys(attention_mask)?;
         let head_dim = hidden / self.heads;
         for layer in &self.layers {
             let qkv = layer

@@ -103,25 +103,61 @@ impl LayerNorm {
     }
 }
 
-/// Additive key mask `[B, 1, 1, T]`: 0 where attended, [`MASKED`] elsewhere.
-pub(crate) fn key_mask(attention: &Tensor) -> candle_core::Result<Tensor> {
-    let (b, t) = attention.dims2()?;
-    let attention = attention.to_dtype(DType::F32)?;
-    let masked = ((attention.ones_like()? - &attention)? * f64::from(MASKED))?;
-    masked.reshape((b, 1, 1, t))
+/// An attention mask: additive scores (0 or [`MASKED`]) and, when some query row has no
+/// key to attend to, a `[B, 1, T, 1]` factor that zeroes that row's output. PyTorch's
+/// scaled_dot_product_attention (the reference) returns 0 for such rows; a plain softmax
+/// would spread them uniformly over masked keys instead.
+pub(crate) struct AttentionMask {
+    additive: Tensor,
+    live_rows: Option<Tensor>,
 }
 
-/// Scaled dot-product attention of `[B, H, T, d]` tensors with an additive mask.
+impl AttentionMask {
+    /// Key mask `[B, 1, 1, T]` from the attention vector `[B, T]` (1 attended, 0 not).
+    pub(crate) fn keys(attention: &Tensor) -> candle_core::Result<Self> {
+        let (b, t) = attention.dims2()?;
+        let attention = attention.to_dtype(DType::F32)?;
+        let masked = ((attention.ones_like()? - &attention)? * f64::from(MASKED))?;
+        Self::new(masked.reshape((b, 1, 1, t))?)
+    }
+
+    /// Combines with a `[T, T]` additive mask (the minimum keeps MASKED where either masks).
+    pub(crate) fn restrict(&self, extra: &Tensor) -> candle_core::Result<Self> {
+        let (t, _) = extra.dims2()?;
+        Self::new(
+            self.additive
+                .broadcast_minimum(&extra.reshape((1, 1, t, t))?)?,
+        )
+    }
+
+    fn new(additive: Tensor) -> candle_core::Result<Self> {
+        let live = additive.eq(0f64)?.max_keepdim(D::Minus1)?;
+        let all_live = live.flatten_all()?.min(0)?.to_scalar::<u8>()? == 1;
+        Ok(AttentionMask {
+            additive,
+            live_rows: if all_live {
+                None
+            } else {
+                Some(live.to_dtype(DType::F32)?)
+            },
+        })
+    }
+}
+
+/// Scaled dot-product attention of `[B, H, T, d]` tensors.
 pub(crate) fn attention(
     q: &Tensor,
     k: &Tensor,
     v: &Tensor,
-    mask: &Tensor,
+    mask: &AttentionMask,
 ) -> candle_core::Result<Tensor> {
     let head_dim = q.dim(D::Minus1)?;
     let scale = 1.0 / (head_dim as f64).sqrt();
-    let scores = (q.matmul(&k.t()?)? * scale)?.broadcast_add(mask)?;
-    let weights = candle_nn::ops::softmax_last_dim(&scores)?;
+    let scores = (q.matmul(&k.t()?)? * scale)?.broadcast_add(&mask.additive)?;
+    let mut weights = candle_nn::ops::softmax_last_dim(&scores)?;
+    if let Some(live) = &mask.live_rows {
+        weights = weights.broadcast_mul(live)?;
+    }
     weights.matmul(v)
 }
 

@@ -3,7 +3,7 @@
 
 use candle_core::{Device, Tensor};
 
-use super::{attention, key_mask, LayerNorm, Linear, MASKED};
+use super::{attention, AttentionMask, LayerNorm, Linear, MASKED};
 use crate::config::{Activation, Fields};
 use crate::error::{Error, Result};
 use crate::weights::WeightStore;
@@ -77,17 +77,18 @@ fn layer_plan(config: &Fields, layers: usize) -> Result<(Vec<bool>, f64, f64)> {
             return Ok(None);
         };
         // Either one set of parameters per layer type, or a single flat set.
-        let entry =
-            match params.get(kind) {
-                Some(serde_json::Value::Object(m)) => m,
-                Some(_) => return Err(Error::config(
+        let entry = match params.get(kind) {
+            Some(serde_json::Value::Object(m)) => m,
+            Some(_) => {
+                return Err(Error::config(
                     file,
                     format!(
                         "rope_parameters.{kind} is not an object; expected {{\"rope_theta\": ...}}"
                     ),
-                )),
-                None => params,
-            };
+                ))
+            }
+            None => params,
+        };
         Fields::new(file, entry).opt_f64("rope_theta")
     };
     let global_theta = match global_theta_v4 {
@@ -294,14 +295,8 @@ impl ModernBert {
             .index_select(&ids.flatten_all()?, 0)?
             .reshape((b, t, hidden))?;
         let mut x = self.embedding_norm.forward(&x)?;
-        let global_mask = key_mask(attention_mask)?;
-        let local_mask = if t > self.half_window + 1 {
-            // Both masks hold 0 or MASKED; the minimum keeps MASKED where either masks.
-            global_mask
-                .broadcast_minimum(&self.window_mask(t, ids.device())?.reshape((1, 1, t, t))?)?
-        } else {
-            global_mask.clone()
-        };
+        let global_mask = AttentionMask::keys(attention_mask)?;
+        let local_mask = global_mask.restrict(&self.window_mask(t, ids.device())?)?;
         for layer in &self.layers {
             let normed = match &layer.attn_norm {
                 Some(norm) => norm.forward(&x)?,

@@ -1,0 +1,141 @@
+//! Shared helpers for the integration tests: where the fixtures are and how to read references.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use latebird::{ColBERT, Options};
+use serde_json::Value;
+
+/// The repository's `tests/` folder.
+pub fn tests_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests")
+}
+
+/// A model folder by name: committed fixtures first, then the ones the build script makes.
+pub fn model_dir(name: &str) -> PathBuf {
+    for base in ["fixtures/models", "models"] {
+        let dir = tests_dir().join(base).join(name);
+        if dir.join("modules.json").is_file() {
+            return dir;
+        }
+    }
+    panic!(
+        "test model {name:?} not found under tests/fixtures/models or tests/models; \
+         build it with `python scripts/build_test_models.py`"
+    )
+}
+
+/// One committed PyLate reference file.
+pub struct Reference {
+    pub name: String,
+    pub model: String,
+    pub overrides: serde_json::Map<String, Value>,
+    pub queries: Vec<String>,
+    pub documents: Vec<String>,
+    pub tensors: HashMap<String, (Vec<usize>, Vec<f64>)>,
+}
+
+impl Reference {
+    pub fn matrix(&self, key: &str) -> (Vec<usize>, &[f64]) {
+        let (shape, values) = self
+            .tensors
+            .get(key)
+            .unwrap_or_else(|| panic!("{}: no tensor {key}", self.name));
+        (shape.clone(), values)
+    }
+
+    pub fn options(&self) -> Options {
+        let o = &self.overrides;
+        let usize_of = |k: &str| o.get(k).and_then(Value::as_u64).map(|v| v as usize);
+        let bool_of = |k: &str| o.get(k).and_then(Value::as_bool);
+        let str_of = |k: &str| o.get(k).and_then(Value::as_str).map(String::from);
+        Options {
+            query_length: usize_of("query_length"),
+            document_length: usize_of("document_length"),
+            query_prefix: str_of("query_prefix"),
+            document_prefix: str_of("document_prefix"),
+            do_query_expansion: bool_of("do_query_expansion"),
+            attend_to_expansion_tokens: bool_of("attend_to_expansion_tokens"),
+            skiplist_words: o.get("skiplist_words").and_then(Value::as_array).map(|a| {
+                a.iter()
+                    .map(|w| w.as_str().expect("skiplist word").to_string())
+                    .collect()
+            }),
+            ..Options::default()
+        }
+    }
+
+    pub fn load_model(&self, batch_size: usize) -> ColBERT {
+        let options = Options {
+            batch_size,
+            ..self.options()
+        };
+        ColBERT::from_folder(model_dir(&self.model), options)
+            .unwrap_or_else(|e| panic!("{}: loading failed: {e}", self.name))
+    }
+}
+
+fn read_reference(path: &Path) -> Reference {
+    let bytes = std::fs::read(path).expect("reference readable");
+    let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes).expect("reference header");
+    let meta = meta.metadata().clone().expect("reference metadata");
+    let json = |k: &str| -> Value { serde_json::from_str(&meta[k]).expect("metadata json") };
+    let texts = json("texts");
+    let strings = |k: &str| -> Vec<String> {
+        texts[k]
+            .as_array()
+            .expect("texts")
+            .iter()
+            .map(|t| t.as_str().expect("text").to_string())
+            .collect()
+    };
+    let st = safetensors::SafeTensors::deserialize(&bytes).expect("reference tensors");
+    let mut tensors = HashMap::new();
+    for (name, view) in st.tensors() {
+        let values: Vec<f64> = match view.dtype() {
+            safetensors::Dtype::F32 => view
+                .data()
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes(c.try_into().unwrap()) as f64)
+                .collect(),
+            safetensors::Dtype::I64 => view
+                .data()
+                .chunks_exact(8)
+                .map(|c| i64::from_le_bytes(c.try_into().unwrap()) as f64)
+                .collect(),
+            other => panic!("{}: unexpected dtype {other:?}", path.display()),
+        };
+        tensors.insert(name, (view.shape().to_vec(), values));
+    }
+    Reference {
+        name: path.file_stem().unwrap().to_string_lossy().into_owned(),
+        model: meta["model"].clone(),
+        overrides: json("overrides").as_object().cloned().unwrap_or_default(),
+        queries: strings("queries"),
+        documents: strings("documents"),
+        tensors,
+    }
+}
+
+/// Every committed reference file.
+pub fn references() -> Vec<Reference> {
+    let dir = tests_dir().join("fixtures/references");
+    let mut paths: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "safetensors"))
+        .collect();
+    paths.sort();
+    assert!(!paths.is_empty(), "no reference files in {}", dir.display());
+    paths.iter().map(|p| read_reference(p)).collect()
+}
+
+/// Largest absolute difference between two equally long slices.
+pub fn max_abs_diff(a: &[f32], b: &[f64]) -> f64 {
+    assert_eq!(a.len(), b.len());
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (*x as f64 - y).abs())
+        .fold(0.0, f64::max)
+}
