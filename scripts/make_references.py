@@ -57,7 +57,12 @@ MODELS = {
             "expand_attend": {"attend_to_expansion_tokens": True},
             "noexpand": {"do_query_expansion": False, "query_length": 12, "document_length": 20},
             "prefix_skiplist": {"document_length": 40, "skiplist_words": ["the", "a", "of", "."]},
-            "noprefix": {"query_prefix": "", "document_prefix": "", "query_length": 16, "document_length": 24},
+            "noprefix": {
+                "query_prefix": "",
+                "document_prefix": "",
+                "query_length": 16,
+                "document_length": 24,
+            },
         },
     ),
     "minilm-colbert-f16-2dense": ("built", {"default": {}}),
@@ -125,7 +130,11 @@ def check_backbone(model) -> dict:
     impl = auto.config._attn_implementation
     if impl != "sdpa":
         raise SystemExit(f"expected sdpa attention, got {impl!r}")
-    info = {"attn_implementation": impl, "backbone_class": type(auto).__name__, "dtype": str(auto.dtype)}
+    info = {
+        "attn_implementation": impl,
+        "backbone_class": type(auto).__name__,
+        "dtype": str(auto.dtype),
+    }
     if auto.dtype != torch.float32:
         raise SystemExit(f"backbone is not float32: {auto.dtype}")
     for p in model.parameters():
@@ -184,8 +193,10 @@ class NumpyColBERT:
         for k, v in raw.items():
             for pre in ("bert.", "model."):
                 if k.startswith(pre):
-                    k = k[len(pre):]
-            k = k.replace("LayerNorm.gamma", "LayerNorm.weight").replace("LayerNorm.beta", "LayerNorm.bias")
+                    k = k[len(pre) :]
+            k = k.replace("LayerNorm.gamma", "LayerNorm.weight").replace(
+                "LayerNorm.beta", "LayerNorm.bias"
+            )
             w[k] = v
         self.w = w
         self.dense = []
@@ -198,7 +209,10 @@ class NumpyColBERT:
         T, H = len(ids), c["hidden_size"]
         nh = c["num_attention_heads"]
         eps = c["layer_norm_eps"]
-        x = w["embeddings.word_embeddings.weight"][ids] + w["embeddings.position_embeddings.weight"][:T]
+        x = (
+            w["embeddings.word_embeddings.weight"][ids]
+            + w["embeddings.position_embeddings.weight"][:T]
+        )
         x = x + w["embeddings.token_type_embeddings.weight"][0]
         x = _np_layernorm(x, w["embeddings.LayerNorm.weight"], w["embeddings.LayerNorm.bias"], eps)
         allow = np.repeat((mask == 1)[None, :], T, 0)
@@ -208,11 +222,24 @@ class NumpyColBERT:
 
         for l in range(c["num_hidden_layers"]):
             p = f"encoder.layer.{l}."
-            q, k, v = (lin(x, p + "attention.self." + n).reshape(T, nh, -1).transpose(1, 0, 2) for n in ("query", "key", "value"))
+            q, k, v = (
+                lin(x, p + "attention.self." + n).reshape(T, nh, -1).transpose(1, 0, 2)
+                for n in ("query", "key", "value")
+            )
             o = _np_attention(q, k, v, allow).transpose(1, 0, 2).reshape(T, H)
-            x = _np_layernorm(lin(o, p + "attention.output.dense") + x, w[p + "attention.output.LayerNorm.weight"], w[p + "attention.output.LayerNorm.bias"], eps)
+            x = _np_layernorm(
+                lin(o, p + "attention.output.dense") + x,
+                w[p + "attention.output.LayerNorm.weight"],
+                w[p + "attention.output.LayerNorm.bias"],
+                eps,
+            )
             i = _np_gelu(lin(x, p + "intermediate.dense"))
-            x = _np_layernorm(lin(i, p + "output.dense") + x, w[p + "output.LayerNorm.weight"], w[p + "output.LayerNorm.bias"], eps)
+            x = _np_layernorm(
+                lin(i, p + "output.dense") + x,
+                w[p + "output.LayerNorm.weight"],
+                w[p + "output.LayerNorm.bias"],
+                eps,
+            )
         return x
 
     def _modernbert(self, ids, mask):
@@ -224,31 +251,48 @@ class NumpyColBERT:
         L = c["num_hidden_layers"]
         if "layer_types" in c:
             types = c["layer_types"]
-            theta = {t: c["rope_parameters"][t]["rope_theta"] for t in ("full_attention", "sliding_attention")}
+            theta = {
+                t: c["rope_parameters"][t]["rope_theta"]
+                for t in ("full_attention", "sliding_attention")
+            }
         else:
             g = c.get("global_attn_every_n_layers", 3)
             types = ["full_attention" if l % g == 0 else "sliding_attention" for l in range(L)]
-            theta = {"full_attention": c.get("global_rope_theta", 160000.0), "sliding_attention": c.get("local_rope_theta", 10000.0)}
+            theta = {
+                "full_attention": c.get("global_rope_theta", 160000.0),
+                "sliding_attention": c.get("local_rope_theta", 10000.0),
+            }
         half = c["local_attention"] // 2
         pos = np.arange(T)
         pad = np.repeat((mask == 1)[None, :], T, 0)
-        allow = {"full_attention": pad, "sliding_attention": pad & (np.abs(pos[:, None] - pos[None, :]) <= half)}
+        allow = {
+            "full_attention": pad,
+            "sliding_attention": pad & (np.abs(pos[:, None] - pos[None, :]) <= half),
+        }
 
         def rope(t, base):
             inv = 1.0 / (base ** (np.arange(0, hd, 2) / hd))
             f = pos[:, None] * inv[None, :]
             e = np.concatenate([f, f], -1)
-            rot = np.concatenate([-t[..., hd // 2:], t[..., : hd // 2]], -1)
+            rot = np.concatenate([-t[..., hd // 2 :], t[..., : hd // 2]], -1)
             return t * np.cos(e) + rot * np.sin(e)
 
-        x = _np_layernorm(w["embeddings.tok_embeddings.weight"][ids], w["embeddings.norm.weight"], None, eps)
+        x = _np_layernorm(
+            w["embeddings.tok_embeddings.weight"][ids], w["embeddings.norm.weight"], None, eps
+        )
         for l in range(L):
             p = f"layers.{l}."
             h = x if l == 0 else _np_layernorm(x, w[p + "attn_norm.weight"], None, eps)
             qkv = h @ w[p + "attn.Wqkv.weight"].T
-            q, k, v = (qkv[:, j * H:(j + 1) * H].reshape(T, nh, hd).transpose(1, 0, 2) for j in range(3))
+            q, k, v = (
+                qkv[:, j * H : (j + 1) * H].reshape(T, nh, hd).transpose(1, 0, 2) for j in range(3)
+            )
             base = theta[types[l]]
-            o = _np_attention(rope(q, base), rope(k, base), v, allow[types[l]]).transpose(1, 0, 2).reshape(T, H)
+            o = (
+                _np_attention(rope(q, base), rope(k, base), v, allow[types[l]])
+                .transpose(1, 0, 2)
+                .reshape(T, H)
+            )
             x = x + o @ w[p + "attn.Wo.weight"].T
             h = _np_layernorm(x, w[p + "mlp_norm.weight"], None, eps) @ w[p + "mlp.Wi.weight"].T
             a, gate = np.split(h, 2, axis=-1)
@@ -272,7 +316,9 @@ class NumpyColBERT:
         return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
 
 
-def numpy_check(folder: Path, tensors: dict, n_queries: int, n_docs: int, query_keep_all: bool) -> float:
+def numpy_check(
+    folder: Path, tensors: dict, n_queries: int, n_docs: int, query_keep_all: bool
+) -> float:
     net = NumpyColBERT(folder)
     worst = 0.0
     for kind, n in (("query", n_queries), ("document", n_docs)):
@@ -287,7 +333,9 @@ def numpy_check(folder: Path, tensors: dict, n_queries: int, n_docs: int, query_
     return worst
 
 
-def build(model_name: str, variant: str, overrides: dict, folder: Path, texts: dict, vers: dict) -> Path:
+def build(
+    model_name: str, variant: str, overrides: dict, folder: Path, texts: dict, vers: dict
+) -> Path:
     queries, documents = texts["queries"], texts["documents"]
     model = load(folder, overrides, "sdpa")
     model.eval()
@@ -314,10 +362,15 @@ def build(model_name: str, variant: str, overrides: dict, folder: Path, texts: d
             if is_query:
                 keep = np.ones_like(ids) if model.do_query_expansion else mask.copy()
             else:
-                keep = np.array([1 if (m == 1 and int(t) not in skip) else 0 for t, m in zip(ids, mask)], dtype=np.int64)
+                keep = np.array(
+                    [1 if (m == 1 and int(t) not in skip) else 0 for t, m in zip(ids, mask)],
+                    dtype=np.int64,
+                )
                 tensors[f"document_keep.{i}"] = keep
             if int(keep.sum()) != emb.shape[0]:
-                raise SystemExit(f"{model_name}/{variant} {kind} {i}: {emb.shape[0]} rows but {keep.sum()} kept ids")
+                raise SystemExit(
+                    f"{model_name}/{variant} {kind} {i}: {emb.shape[0]} rows but {keep.sum()} kept ids"
+                )
             tensors[f"{kind}.{i}"] = np.ascontiguousarray(emb, dtype=np.float32)
             tensors[f"{kind}_ids.{i}"] = ids
             tensors[f"{kind}_mask.{i}"] = mask
@@ -340,7 +393,9 @@ def build(model_name: str, variant: str, overrides: dict, folder: Path, texts: d
         "dim": int(q_emb[0].shape[1]),
     }
     diffs = {
-        "numpy_float64_check": numpy_check(folder, tensors, len(queries), len(documents), model.do_query_expansion),
+        "numpy_float64_check": numpy_check(
+            folder, tensors, len(queries), len(documents), model.do_query_expansion
+        ),
         "batched_vs_alone_query": max_diff(q_emb, q_alone),
         "batched_vs_alone_document": max_diff(d_emb, d_alone),
         "sdpa_vs_eager_query": max_diff(q_emb, q_eager),
@@ -368,22 +423,34 @@ def build(model_name: str, variant: str, overrides: dict, folder: Path, texts: d
         "texts": json.dumps(texts, ensure_ascii=False),
     }
     if diffs["numpy_float64_check"] > 1e-4:
-        raise SystemExit(f"{model_name}/{variant}: independent numpy forward differs by {diffs['numpy_float64_check']}")
+        raise SystemExit(
+            f"{model_name}/{variant}: independent numpy forward differs by {diffs['numpy_float64_check']}"
+        )
     from safetensors.numpy import save_file
 
     OUT.mkdir(parents=True, exist_ok=True)
     path = OUT / f"{model_name}__{variant}.safetensors"
     save_file(tensors, str(path), metadata=meta)
     path.chmod(0o644)
-    print(f"{path.relative_to(REPO)}: {path.stat().st_size} bytes, dim {resolved['dim']}, diffs {diffs}")
+    print(
+        f"{path.relative_to(REPO)}: {path.stat().st_size} bytes, dim {resolved['dim']}, diffs {diffs}"
+    )
     return path
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--models-dir", default=str(REPO / "tests" / "models"), help="built MiniLM models")
-    ap.add_argument("--fixtures-dir", default=str(FIXTURE_MODELS), help="committed ModernBERT fixtures")
-    ap.add_argument("--only", action="append", default=[], help="MODEL or MODEL__VARIANT (repeatable)")
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument(
+        "--models-dir", default=str(REPO / "tests" / "models"), help="built MiniLM models"
+    )
+    ap.add_argument(
+        "--fixtures-dir", default=str(FIXTURE_MODELS), help="committed ModernBERT fixtures"
+    )
+    ap.add_argument(
+        "--only", action="append", default=[], help="MODEL or MODEL__VARIANT (repeatable)"
+    )
     args = ap.parse_args()
 
     torch.manual_seed(0)
@@ -399,7 +466,9 @@ def main() -> int:
             if args.only and model_name not in args.only and key not in args.only:
                 continue
             if not (folder / "modules.json").exists():
-                raise SystemExit(f"missing model folder {folder} (run scripts/build_test_models.py first)")
+                raise SystemExit(
+                    f"missing model folder {folder} (run scripts/build_test_models.py first)"
+                )
             build(model_name, variant, overrides, folder, texts, vers)
     return 0
 

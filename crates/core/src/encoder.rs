@@ -52,6 +52,25 @@ impl Default for Options {
 }
 
 impl Options {
+    /// An error about `query_length` or `document_length`: the caller's argument when the
+    /// options set it, else the model's `config_sentence_transformers.json` (or PyLate's
+    /// default, which that file did not override).
+    fn length_error(&self, name: &str, message: String) -> Error {
+        let given = match name {
+            "query_length" => self.query_length.is_some(),
+            "document_length" => self.document_length.is_some(),
+            _ => true,
+        };
+        if given {
+            Error::argument(name, message)
+        } else {
+            Error::config(
+                "config_sentence_transformers.json",
+                format!("`{name}` {message} (the model's value, or PyLate's default when the file does not set it; pass {name} to override)"),
+            )
+        }
+    }
+
     fn apply(&self, mut settings: ColbertSettings) -> ColbertSettings {
         if let Some(v) = self.query_length {
             settings.query_length = v;
@@ -134,7 +153,7 @@ impl ColBERT {
             ("document_length", settings.document_length),
         ] {
             if length > backbone.max_positions() {
-                return Err(Error::argument(
+                return Err(options.length_error(
                     name,
                     format!(
                         "{length} exceeds the backbone's max_position_embeddings {}",
@@ -143,7 +162,12 @@ impl ColBERT {
                 ));
             }
         }
-        let tokenizer = ColbertTokenizer::load(&source, &modules.transformer, settings)?;
+        let tokenizer = ColbertTokenizer::load(&source, &modules.transformer, settings).map_err(
+            |e| match e {
+                Error::InvalidArgument { name, message } => options.length_error(&name, message),
+                other => other,
+            },
+        )?;
         if let Some(largest) = tokenizer.largest_id() {
             if largest as usize >= backbone.vocab_size() {
                 return Err(Error::InvalidTokenizer {
@@ -196,7 +220,8 @@ impl ColBERT {
     }
 
     /// Like [`ColBERT::encode`] with a batch size, and `progress` called with the number of
-    /// texts done after each batch; returning `false` stops with [`Error::Cancelled`].
+    /// texts done after each batch (and with 0 now and then while a large input is being
+    /// tokenized); returning `false` stops with [`Error::Cancelled`].
     pub fn encode_with<S: AsRef<str>>(
         &self,
         texts: &[S],
@@ -207,11 +232,14 @@ impl ColBERT {
         if batch_size == 0 {
             return Err(Error::argument("batch_size", "is 0; expected at least 1"));
         }
-        let tokenized = texts
-            .iter()
-            .enumerate()
-            .map(|(i, t)| self.tokenizer.tokenize(t.as_ref(), kind, i))
-            .collect::<Result<Vec<_>>>()?;
+        let mut tokenized = Vec::with_capacity(texts.len());
+        for (i, text) in texts.iter().enumerate() {
+            // Tokenizing a huge input takes a while too: let the caller stop it.
+            if i % 1024 == 1023 && !progress(0) {
+                return Err(Error::Cancelled);
+            }
+            tokenized.push(self.tokenizer.tokenize(text.as_ref(), kind, i)?);
+        }
         // Longest first, so that each batch pads to lengths close to its own.
         let mut order: Vec<usize> = (0..texts.len()).collect();
         order.sort_by_key(|&i| std::cmp::Reverse(tokenized[i].ids.len()));
@@ -230,10 +258,53 @@ impl ColBERT {
         Ok(out.into_iter().flatten().collect())
     }
 
+    /// Like [`ColBERT::encode_with`], then hierarchical token pooling of each document with
+    /// [`crate::pool`] (PyLate's `encode(..., pool_factor=...)`, one protected row).
+    ///
+    /// As in PyLate, pooling applies to documents only: queries come back unpooled whatever
+    /// `pool_factor` is. `pool_factor` 1 keeps every row; 0 is an [`Error::InvalidArgument`]
+    /// (checked before anything is encoded).
+    pub fn encode_pooled<S: AsRef<str>>(
+        &self,
+        texts: &[S],
+        kind: InputKind,
+        batch_size: usize,
+        pool_factor: usize,
+        progress: &mut dyn FnMut(usize) -> bool,
+    ) -> Result<Vec<Embeddings>> {
+        if pool_factor == 0 {
+            return Err(Error::argument(
+                "pool_factor",
+                "is 0; expected at least 1 (1 keeps every row)",
+            ));
+        }
+        let encoded = self.encode_with(texts, kind, batch_size, progress)?;
+        if kind == InputKind::Query || pool_factor == 1 {
+            return Ok(encoded);
+        }
+        encoded
+            .iter()
+            .map(|e| crate::pool::pool(e, pool_factor))
+            .collect()
+    }
+
     /// Runs one padded batch and returns each text's kept, normalised rows.
     fn forward(&self, items: &[&TokenizedText]) -> Result<Vec<Embeddings>> {
         let t = items.iter().map(|x| x.ids.len()).max().unwrap_or(0);
         let b = items.len();
+        let dim = self.dim();
+        if t == 0 {
+            // Only texts that tokenize to nothing (a tokenizer without special tokens, no
+            // prefix): no rows to return, and nothing to run.
+            return Ok(items
+                .iter()
+                .map(|_| Embeddings {
+                    rows: 0,
+                    dim,
+                    data: Vec::new(),
+                })
+                .collect());
+        }
         let mut ids = Vec::with_capacity(b * t);
         let mut attention = Vec::with_capacity(b * t);
         let mut kept = Vec::new();
@@ -254,7 +325,6 @@ impl ColBERT {
         let ids = Tensor::from_vec(ids, (b, t), &self.device)?;
         let attention = Tensor::from_vec(attention, (b, t), &self.device)?;
         let hidden = self.backbone.forward(&ids, &attention)?;
-        let dim = self.dim();
         let flat = hidden.reshape((b * t, self.backbone.hidden_size()))?;
         // Dense layers act row by row: only the rows that are returned are projected.
         let rows = if kept.is_empty() {

@@ -46,6 +46,8 @@ pub(crate) struct ColbertTokenizer {
     /// The id PyLate pads and expands with: MASK, else EOS, else PAD.
     pad_id: u32,
     skiplist_ids: HashSet<u32>,
+    /// `sentence_bert_config.json`'s `do_lower_case`: lowercase after stripping.
+    lowercase: bool,
     settings: ColbertSettings,
 }
 
@@ -83,6 +85,17 @@ impl ColbertTokenizer {
                 file: file.clone(),
                 message: e.to_string(),
             })?;
+
+        let st_file = join(dir, "sentence_bert_config.json");
+        let lowercase = match source.read_optional(&st_file)? {
+            Some(blob) => {
+                let map = parse_json_object(&st_file, &blob)?;
+                crate::config::Fields::new(&st_file, &map)
+                    .opt_bool("do_lower_case")?
+                    .unwrap_or(false)
+            }
+            None => false,
+        };
 
         let mut special: Vec<(String, Map<String, Value>)> = Vec::new();
         for name in ["tokenizer_config.json", "special_tokens_map.json"] {
@@ -175,6 +188,7 @@ impl ColbertTokenizer {
             document_prefix_id,
             pad_id,
             skiplist_ids,
+            lowercase,
             settings,
         })
     }
@@ -204,13 +218,20 @@ impl ColbertTokenizer {
             InputKind::Query => (&self.query, self.query_prefix_id),
             InputKind::Document => (&self.document, self.document_prefix_id),
         };
-        let encoding =
-            tokenizer
-                .encode(python_strip(text), true)
-                .map_err(|e| Error::Tokenization {
-                    index,
-                    message: e.to_string(),
-                })?;
+        let stripped = python_strip(text);
+        let lowered;
+        let text = if self.lowercase {
+            lowered = stripped.to_lowercase();
+            lowered.as_str()
+        } else {
+            stripped
+        };
+        let encoding = tokenizer
+            .encode(text, true)
+            .map_err(|e| Error::Tokenization {
+                index,
+                message: e.to_string(),
+            })?;
         let mut ids = encoding.get_ids().to_vec();
         if let Some(prefix) = prefix {
             let at = ids.len().min(1);

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Runs every check and test of the project; sets up everything it needs on a fresh machine.
+#   bash scripts/test.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/env.sh
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "test models"
+python scripts/build_test_models.py
+
+step "format and lint"
+cargo fmt --all --check
+cargo clippy --workspace --all-targets --locked -- -D warnings
+ruff check .
+ruff format --check .
+
+step "Rust tests"
+cargo test -p latebird --locked
+
+step "Python package"
+maturin develop --release --locked --quiet
+
+step "Python tests"
+python -m pytest -q tests/python
