@@ -122,6 +122,17 @@ impl<'a> Fields<'a> {
         }
     }
 
+    /// A LayerNorm epsilon: a finite number >= 0 (a negative one turns outputs into NaN).
+    pub(crate) fn opt_eps(&self, key: &str) -> Result<Option<f64>> {
+        match self.opt_f64(key)? {
+            Some(eps) if !(eps.is_finite() && eps >= 0.0) => Err(Error::config(
+                self.file,
+                format!("`{key}` is {eps}; expected a small non-negative number such as 1e-12"),
+            )),
+            other => Ok(other),
+        }
+    }
+
     pub(crate) fn opt_bool(&self, key: &str) -> Result<Option<bool>> {
         match self.present(key) {
             None => Ok(None),
@@ -370,9 +381,19 @@ impl DenseConfig {
             // sentence-transformers' Dense defaults to Tanh.
             None => Activation::Tanh,
         };
+        let in_features = f.usize("in_features")?;
+        let out_features = f.usize("out_features")?;
+        for (key, value) in [("in_features", in_features), ("out_features", out_features)] {
+            if value == 0 {
+                return Err(Error::config(
+                    &file,
+                    format!("`{key}` is 0; expected at least 1"),
+                ));
+            }
+        }
         Ok(DenseConfig {
-            in_features: f.usize("in_features")?,
-            out_features: f.usize("out_features")?,
+            in_features,
+            out_features,
             bias: f.opt_bool("bias")?.unwrap_or(true),
             activation,
             use_residual: f.opt_bool("use_residual")?.unwrap_or(false),

@@ -52,7 +52,7 @@ impl<'a> WeightStore<'a> {
 
     fn lookup(&self, name: &str) -> Option<String> {
         let names = self.tensors.names();
-        if names.iter().any(|n| *n == name) {
+        if names.contains(&name) {
             return Some(name.to_string());
         }
         // Legacy LayerNorm naming: gamma/beta instead of weight/bias.
@@ -63,7 +63,7 @@ impl<'a> WeightStore<'a> {
         } else {
             return None;
         };
-        names.iter().any(|n| *n == legacy).then_some(legacy)
+        names.contains(&legacy.as_str()).then_some(legacy)
     }
 
     pub(crate) fn contains(&self, name: &str) -> bool {
@@ -122,8 +122,9 @@ impl<'a> WeightStore<'a> {
 
 /// Rejects weights holding NaN or infinity: they would silently poison every output.
 fn check_finite(file: &str, name: &str, tensor: &Tensor) -> Result<()> {
-    let sum = tensor.abs()?.flatten_all()?.max(0)?.to_scalar::<f32>()?;
-    if sum.is_finite() || tensor.elem_count() == 0 {
+    // A sum, not a maximum: NaN propagates through additions but is skipped by comparisons.
+    let sum = tensor.abs()?.sum_all()?.to_scalar::<f32>()?;
+    if sum.is_finite() {
         Ok(())
     } else {
         Err(Error::weights(

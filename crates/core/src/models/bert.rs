@@ -36,7 +36,7 @@ impl Bert {
         let vocab = config.usize("vocab_size")?;
         let positions = config.opt_usize("max_position_embeddings")?.unwrap_or(512);
         let type_vocab = config.opt_usize("type_vocab_size")?.unwrap_or(2);
-        let eps = config.opt_f64("layer_norm_eps")?.unwrap_or(1e-12);
+        let eps = config.opt_eps("layer_norm_eps")?.unwrap_or(1e-12);
         let activation = Activation::from_hf_name(
             config.file,
             "hidden_act",

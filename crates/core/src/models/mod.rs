@@ -191,7 +191,9 @@ impl Backbone {
             (None, other) => {
                 return Err(Error::UnsupportedArchitecture {
                     file,
-                    found: other.unwrap_or("(none given)").to_string(),
+                    found: other
+                        .unwrap_or("nothing: neither `architectures` nor `model_type` is set")
+                        .to_string(),
                 })
             }
         };

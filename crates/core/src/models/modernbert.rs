@@ -158,7 +158,7 @@ impl ModernBert {
         let intermediate = config.usize("intermediate_size")?;
         let vocab = config.usize("vocab_size")?;
         let max_positions = config.opt_usize("max_position_embeddings")?.unwrap_or(8192);
-        let eps = config.opt_f64("norm_eps")?.unwrap_or(1e-5);
+        let eps = config.opt_eps("norm_eps")?.unwrap_or(1e-5);
         let norm_bias = config.opt_bool("norm_bias")?.unwrap_or(false);
         let attention_bias = config.opt_bool("attention_bias")?.unwrap_or(false);
         let mlp_bias = config.opt_bool("mlp_bias")?.unwrap_or(false);

@@ -139,3 +139,144 @@ pub fn max_abs_diff(a: &[f32], b: &[f64]) -> f64 {
         .map(|(x, y)| (*x as f64 - y).abs())
         .fold(0.0, f64::max)
 }
+
+/// A model folder held in memory, to break one thing and load it from disk or from bytes.
+#[derive(Clone)]
+pub struct Fixture {
+    pub files: std::collections::BTreeMap<String, Vec<u8>>,
+}
+
+/// One tensor of a safetensors file, as bytes.
+#[derive(Clone, Debug)]
+pub struct RawTensor {
+    pub dtype: safetensors::Dtype,
+    pub shape: Vec<usize>,
+    pub data: Vec<u8>,
+}
+
+impl Fixture {
+    /// Reads every file of a test model (by name, see [`model_dir`]).
+    pub fn new(name: &str) -> Self {
+        let root = model_dir(name);
+        let mut files = std::collections::BTreeMap::new();
+        let mut stack = vec![root.clone()];
+        while let Some(dir) = stack.pop() {
+            for entry in std::fs::read_dir(&dir).expect("fixture folder readable") {
+                let path = entry.expect("fixture entry").path();
+                if path.is_dir() {
+                    stack.push(path);
+                } else {
+                    let rel = path
+                        .strip_prefix(&root)
+                        .expect("inside the fixture")
+                        .to_string_lossy()
+                        .replace('\\', "/");
+                    files.insert(rel, std::fs::read(&path).expect("fixture file readable"));
+                }
+            }
+        }
+        Fixture { files }
+    }
+
+    pub fn remove(&mut self, name: &str) -> &mut Self {
+        assert!(self.files.remove(name).is_some(), "fixture has no {name}");
+        self
+    }
+
+    pub fn set(&mut self, name: &str, bytes: impl Into<Vec<u8>>) -> &mut Self {
+        self.files.insert(name.to_string(), bytes.into());
+        self
+    }
+
+    pub fn get(&self, name: &str) -> &[u8] {
+        self.files
+            .get(name)
+            .unwrap_or_else(|| panic!("fixture has no {name}"))
+    }
+
+    /// Edits a JSON file in place.
+    pub fn edit_json(&mut self, name: &str, edit: impl FnOnce(&mut Value)) -> &mut Self {
+        let mut value: Value = serde_json::from_slice(self.get(name)).expect("fixture JSON");
+        edit(&mut value);
+        let bytes = serde_json::to_vec_pretty(&value).expect("JSON serialises");
+        self.set(name, bytes)
+    }
+
+    /// Sets `key` of a JSON object file.
+    pub fn set_key(&mut self, name: &str, key: &str, value: Value) -> &mut Self {
+        self.edit_json(name, |v| {
+            v.as_object_mut()
+                .expect("a JSON object")
+                .insert(key.to_string(), value);
+        })
+    }
+
+    /// Removes `key` of a JSON object file.
+    pub fn remove_key(&mut self, name: &str, key: &str) -> &mut Self {
+        self.edit_json(name, |v| {
+            v.as_object_mut().expect("a JSON object").remove(key);
+        })
+    }
+
+    /// Reads a safetensors file into its tensors.
+    pub fn tensors(&self, name: &str) -> std::collections::BTreeMap<String, RawTensor> {
+        let st = safetensors::SafeTensors::deserialize(self.get(name)).expect("fixture weights");
+        st.tensors()
+            .into_iter()
+            .map(|(n, v)| {
+                (
+                    n,
+                    RawTensor {
+                        dtype: v.dtype(),
+                        shape: v.shape().to_vec(),
+                        data: v.data().to_vec(),
+                    },
+                )
+            })
+            .collect()
+    }
+
+    /// Edits the tensors of a safetensors file and writes it back.
+    pub fn edit_tensors(
+        &mut self,
+        name: &str,
+        edit: impl FnOnce(&mut std::collections::BTreeMap<String, RawTensor>),
+    ) -> &mut Self {
+        let mut tensors = self.tensors(name);
+        edit(&mut tensors);
+        let views: Vec<(String, safetensors::tensor::TensorView)> = tensors
+            .iter()
+            .map(|(n, t)| {
+                (
+                    n.clone(),
+                    safetensors::tensor::TensorView::new(t.dtype, t.shape.clone(), &t.data)
+                        .expect("consistent tensor"),
+                )
+            })
+            .collect();
+        let bytes = safetensors::serialize(views, None).expect("safetensors serialises");
+        self.set(name, bytes)
+    }
+
+    /// Writes the files into a fresh temporary folder (removed when the guard drops).
+    pub fn write(&self) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().expect("temporary folder");
+        for (name, bytes) in &self.files {
+            let path = dir.path().join(name);
+            if let Some(parent) = path.parent() {
+                std::fs::create_dir_all(parent).expect("create folder");
+            }
+            std::fs::write(&path, bytes).expect("write fixture file");
+        }
+        dir
+    }
+
+    pub fn load_folder(&self, options: Options) -> latebird::Result<ColBERT> {
+        let dir = self.write();
+        ColBERT::from_folder(dir.path(), options)
+    }
+
+    pub fn load_files(&self, options: Options) -> latebird::Result<ColBERT> {
+        ColBERT::from_files(self.files.clone(), options)
+    }
+}
