@@ -137,7 +137,7 @@ impl Model {
                 })
             };
             self.inner
-                .encode_with(&texts, kind, batch_size, &mut on_batch)
+                .encode_pooled(&texts, kind, batch_size, pool_factor, &mut on_batch)
         });
         let embeddings = match (result, interrupt) {
             (_, Some(err)) => return Err(err),
