@@ -1,6 +1,6 @@
 """Encode the bundled example queries and documents, then rank the documents for each query.
 
-    python examples/rank.py [--model DIR] [--queries FILE] [--documents FILE] [--top K]
+python examples/rank.py [--model DIR] [--queries FILE] [--documents FILE] [--top K]
 """
 
 from __future__ import annotations

@@ -298,7 +298,11 @@ def build_minilm(out: Path, w: Writer) -> None:
     # transformers keeps them on save) plus the two prefix tokens exactly as
     # `tokenizer.add_tokens(["[Q] ", "[D] "])` records them (not special, normalized).
     tok = json.loads(json.dumps(base_tok))
-    tok["added_tokens"] = [*list(tok["added_tokens"]), added_token(old_vocab, "[Q] ", special=False, normalized=True), added_token(old_vocab + 1, "[D] ", special=False, normalized=True)]
+    tok["added_tokens"] = [
+        *list(tok["added_tokens"]),
+        added_token(old_vocab, "[Q] ", special=False, normalized=True),
+        added_token(old_vocab + 1, "[D] ", special=False, normalized=True),
+    ]
     tok_bytes = json_bytes(tok)
 
     # ---------------- a. minilm-colbert ----------------

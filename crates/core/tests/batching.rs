@@ -140,10 +140,16 @@ fn check_batch_sizes(name: &str) {
                     "{name} {kind:?} batch size {batch_size} text {i}: differs by {diff}"
                 );
             }
-            // Duplicates give identical outputs within one call.
-            assert_eq!(batched[34], batched[1], "{name} {kind:?} {batch_size}");
-            assert_eq!(batched[35], batched[3], "{name} {kind:?} {batch_size}");
-            assert_eq!(batched[36], batched[33], "{name} {kind:?} {batch_size}");
+            // Duplicates give the same output within one call (to the batching tolerance: a
+            // blocked matmul may round rows at different positions of a batch differently).
+            for (dup, original) in [(34, 1), (35, 3), (36, 33)] {
+                let (a, b) = (&batched[dup], &batched[original]);
+                assert_eq!((a.rows, a.dim), (b.rows, b.dim), "{name} {kind:?} {batch_size}");
+                assert!(
+                    max_diff(a, b) <= TOLERANCE,
+                    "{name} {kind:?} {batch_size}: duplicate {dup} differs from {original}"
+                );
+            }
         }
     }
 }

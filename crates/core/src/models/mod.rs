@@ -38,9 +38,10 @@ impl Linear {
     }
 
     pub(crate) fn new(weight: Tensor, bias: Option<Tensor>) -> Result<Self> {
-        // Stored transposed once so that every forward is a plain row-major matmul.
+        // A transposed view, not a copy: the matmul reads the [out, in] storage as
+        // [in, out] through its strides at the same speed, and loading stays copy-free.
         Ok(Linear {
-            weight_t: weight.t()?.contiguous()?,
+            weight_t: weight.t()?,
             bias,
         })
     }
