@@ -4,8 +4,13 @@
 >>> model = ColBERT("path/to/pylate-model")
 >>> queries = model.encode(["what is late interaction?"], is_query=True)
 >>> documents = model.encode(["ColBERT scores with MaxSim."], is_query=False)
+>>> scores = model.similarity(queries, documents)  # [1, 1] MaxSim scores
+
+Scoring, ranking and pooling on embeddings: `latebird.scores` (`colbert_scores`, `maxsim`),
+`latebird.rank` (`rerank`, `top_k`), `latebird.pooling` (`pool_embeddings_hierarchical`).
 """
 
+from . import pooling, rank, scores
 from ._latebird import InvalidInputError, LatebirdError, ModelLoadError, __version__
 from .colbert import ColBERT
 
@@ -15,4 +20,7 @@ __all__ = [
     "LatebirdError",
     "ModelLoadError",
     "__version__",
+    "pooling",
+    "rank",
+    "scores",
 ]

@@ -1,6 +1,6 @@
 """Type stubs of the native module (crates/py)."""
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from os import PathLike
 
 import numpy as np
@@ -36,6 +36,7 @@ class Model:
         texts: list[str],
         is_query: bool,
         batch_size: int,
+        pool_factor: int = 1,
         progress: Callable[[int], object] | None = None,
     ) -> list[npt.NDArray[np.float32]]: ...
     @property
@@ -43,3 +44,30 @@ class Model:
     @property
     def settings(self) -> dict[str, object]: ...
     def tokenize(self, text: str, is_query: bool) -> tuple[list[int], list[int]]: ...
+
+# Scoring and pooling. Every matrix is a C-contiguous, aligned 2-D float32 array, read in place
+# with the GIL released (latebird.scores, .rank and .pooling convert other inputs).
+
+def scores(
+    queries: Sequence[npt.NDArray[np.float32]], documents: Sequence[npt.NDArray[np.float32]]
+) -> npt.NDArray[np.float32]:
+    """MaxSim scores `[len(queries), len(documents)]`."""
+
+def maxsim(query: npt.NDArray[np.float32], document: npt.NDArray[np.float32]) -> float:
+    """MaxSim score of one pair."""
+
+def rerank(
+    queries: Sequence[npt.NDArray[np.float32]],
+    documents: Sequence[Sequence[npt.NDArray[np.float32]]],
+) -> list[list[tuple[int, float]]]:
+    """Per query, (candidate position, score) best first, stable for ties."""
+
+def top_k(
+    query: npt.NDArray[np.float32], documents: Sequence[npt.NDArray[np.float32]], k: int
+) -> list[tuple[int, float]]:
+    """The k best (document position, score), best first, stable for ties."""
+
+def pool_hierarchical(
+    documents: Sequence[npt.NDArray[np.float32]], pool_factor: int, protected_tokens: int
+) -> list[npt.NDArray[np.float32]]:
+    """Hierarchical token pooling of each document."""

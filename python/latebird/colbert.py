@@ -193,6 +193,29 @@ class ColBERT:
             return outputs[0]
         return outputs
 
+    def similarity(
+        self,
+        queries_embeddings: object,
+        documents_embeddings: object,
+    ) -> Matrix:
+        """MaxSim score of every query against every document (sentence-transformers' method
+        name; for a ColBERT model the similarity is MaxSim): `latebird.scores.colbert_scores`.
+
+        Returns a float32 array `[n_queries, n_documents]`.
+        """
+        from .scores import colbert_scores
+
+        return colbert_scores(queries_embeddings, documents_embeddings)
+
+    @staticmethod
+    def pool_embeddings_hierarchical(
+        documents_embeddings: object, pool_factor: int = 1, protected_tokens: int = 1
+    ) -> list[Matrix]:
+        """PyLate's method of the same name: `latebird.pooling.pool_embeddings_hierarchical`."""
+        from .pooling import pool_embeddings_hierarchical
+
+        return pool_embeddings_hierarchical(documents_embeddings, pool_factor, protected_tokens)
+
 
 def _pad(outputs: list[Matrix], dim: int) -> Matrix:
     longest = max((o.shape[0] for o in outputs), default=0)

@@ -1,8 +1,8 @@
 //! Python adapter of latebird: argument conversion, GIL release, numpy out, exceptions.
 //! No engine logic lives here.
 
-use latebird::{ColBERT, Device, Error, InputKind, Options};
-use numpy::{PyArray1, PyArrayMethods};
+use latebird::{ColBERT, Device, Error, InputKind, MatrixRef, Options};
+use numpy::{PyArray1, PyArray2, PyArrayMethods, PyReadonlyArray2, PyUntypedArrayMethods};
 use pyo3::create_exception;
 use pyo3::exceptions::PyException;
 use pyo3::prelude::*;
@@ -187,10 +187,192 @@ impl Model {
     }
 }
 
+// ---------------------------------------------------------------------------------------------
+// Scoring and pooling on numpy arrays. The arrays are borrowed, never copied: each one must be
+// a C-contiguous, aligned 2-D float32 array (the Python wrappers in latebird.scores, .rank and
+// .pooling convert other inputs once). The computation runs with the GIL released.
+
+/// Renames the argument an engine error blames (and the names its message mentions), so that it
+/// names the Python argument: `queries[3]` becomes `queries_embeddings[3]`, for example.
+fn renamed(err: Error, rename: impl Fn(&str) -> String) -> Error {
+    match err {
+        Error::InvalidArgument { name, message } => Error::InvalidArgument {
+            name: rename(&name),
+            message: rename(&message),
+        },
+        other => other,
+    }
+}
+
+/// The rows of a `[rows, dim]` float32 numpy array, without copying.
+fn view<'a>(
+    array: &'a PyReadonlyArray2<'_, f32>,
+    name: &dyn Fn() -> String,
+) -> PyResult<MatrixRef<'a>> {
+    if !array.is_c_contiguous() {
+        return Err(InvalidInputError::new_err(format!(
+            "invalid argument `{}`: not a C-contiguous array; expected C order (np.ascontiguousarray)",
+            name()
+        )));
+    }
+    let shape = array.shape();
+    let (rows, dim) = (shape[0], shape[1]);
+    let data = array.as_slice().map_err(|e| {
+        InvalidInputError::new_err(format!(
+            "invalid argument `{}`: {e}; expected an aligned C-contiguous array",
+            name()
+        ))
+    })?;
+    Ok(MatrixRef::new(rows, dim, data))
+}
+
+fn views<'a>(arrays: &'a [PyReadonlyArray2<'_, f32>], name: &str) -> PyResult<Vec<MatrixRef<'a>>> {
+    arrays
+        .iter()
+        .enumerate()
+        .map(|(i, a)| view(a, &|| format!("{name}[{i}]")))
+        .collect()
+}
+
+/// Replaces the name prefix `from` (`queries` in `queries[3]`) by `to` wherever it appears.
+fn prefix(text: &str, pairs: &[(&str, &str)]) -> String {
+    let mut out = text.to_string();
+    for (from, to) in pairs {
+        out = out.replace(&format!("{from}["), &format!("{to}["));
+    }
+    out
+}
+
+/// MaxSim scores of every query against every document: a float32 `[queries, documents]` array.
+/// Errors name `queries_embeddings[i]` and `documents_embeddings[j]`.
+#[pyfunction]
+fn scores<'py>(
+    py: Python<'py>,
+    queries: Vec<PyReadonlyArray2<'py, f32>>,
+    documents: Vec<PyReadonlyArray2<'py, f32>>,
+) -> PyResult<Bound<'py, PyArray2<f32>>> {
+    let q = views(&queries, "queries_embeddings")?;
+    let d = views(&documents, "documents_embeddings")?;
+    let matrix = py.detach(|| latebird::scores(&q, &d)).map_err(|e| {
+        to_py_err(renamed(e, |s| {
+            prefix(
+                s,
+                &[
+                    ("queries", "queries_embeddings"),
+                    ("documents", "documents_embeddings"),
+                ],
+            )
+        }))
+    })?;
+    // The Vec becomes the array's buffer: no copy.
+    PyArray1::from_vec(py, matrix.data).reshape([matrix.queries, matrix.documents])
+}
+
+/// MaxSim score of one query against one document.
+#[pyfunction]
+fn maxsim(
+    py: Python<'_>,
+    query: PyReadonlyArray2<'_, f32>,
+    document: PyReadonlyArray2<'_, f32>,
+) -> PyResult<f32> {
+    let q = view(&query, &|| "query".to_string())?;
+    let d = view(&document, &|| "document".to_string())?;
+    py.detach(|| latebird::maxsim(q, d)).map_err(to_py_err)
+}
+
+/// For each query, its candidates' positions and scores, best first (stable for ties).
+/// Errors name `queries_embeddings[i]` and `documents_embeddings[i][j]`.
+#[pyfunction]
+fn rerank(
+    py: Python<'_>,
+    queries: Vec<PyReadonlyArray2<'_, f32>>,
+    documents: Vec<Vec<PyReadonlyArray2<'_, f32>>>,
+) -> PyResult<Vec<Vec<(usize, f32)>>> {
+    let q = views(&queries, "queries_embeddings")?;
+    let d = documents
+        .iter()
+        .enumerate()
+        .map(|(i, list)| views(list, &format!("documents_embeddings[{i}]")))
+        .collect::<PyResult<Vec<_>>>()?;
+    let ids: Vec<Vec<usize>> = d.iter().map(|list| (0..list.len()).collect()).collect();
+    let ranked = py.detach(|| latebird::rerank(&q, &d, &ids)).map_err(|e| {
+        to_py_err(renamed(e, |s| {
+            prefix(
+                s,
+                &[
+                    ("queries", "queries_embeddings"),
+                    ("documents", "documents_embeddings"),
+                ],
+            )
+        }))
+    })?;
+    Ok(ranked
+        .into_iter()
+        .map(|list| list.into_iter().map(|r| (r.id, r.score)).collect())
+        .collect())
+}
+
+/// The `k` best documents for one query as (position, score), best first (stable for ties).
+#[pyfunction]
+fn top_k(
+    py: Python<'_>,
+    query: PyReadonlyArray2<'_, f32>,
+    documents: Vec<PyReadonlyArray2<'_, f32>>,
+    k: usize,
+) -> PyResult<Vec<(usize, f32)>> {
+    let q = view(&query, &|| "query".to_string())?;
+    let d = views(&documents, "documents")?;
+    let ranked = py.detach(|| latebird::top_k(q, &d, k)).map_err(to_py_err)?;
+    Ok(ranked.into_iter().map(|r| (r.id, r.score)).collect())
+}
+
+/// Hierarchical token pooling of each document (PyLate's `pool_embeddings_hierarchical`).
+/// Errors name `documents_embeddings[i]`.
+#[pyfunction]
+fn pool_hierarchical<'py>(
+    py: Python<'py>,
+    documents: Vec<PyReadonlyArray2<'py, f32>>,
+    pool_factor: usize,
+    protected_tokens: usize,
+) -> PyResult<Vec<Bound<'py, PyAny>>> {
+    let d = views(&documents, "documents_embeddings")?;
+    let pooled = py
+        .detach(|| {
+            d.iter()
+                .enumerate()
+                .map(|(i, m)| {
+                    latebird::pool_hierarchical(m, pool_factor, protected_tokens).map_err(|e| {
+                        renamed(e, |s| {
+                            if s == "embeddings" {
+                                format!("documents_embeddings[{i}]")
+                            } else {
+                                s.to_string()
+                            }
+                        })
+                    })
+                })
+                .collect::<latebird::Result<Vec<_>>>()
+        })
+        .map_err(to_py_err)?;
+    pooled
+        .into_iter()
+        .map(|e| {
+            Ok(PyArray1::from_vec(py, e.data)
+                .reshape([e.rows, e.dim])?
+                .into_any())
+        })
+        .collect()
+}
+
 #[pymodule]
 fn _latebird(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
     m.add_class::<Model>()?;
+    m.add_function(wrap_pyfunction!(scores, m)?)?;
+    m.add_function(wrap_pyfunction!(maxsim, m)?)?;
+    m.add_function(wrap_pyfunction!(rerank, m)?)?;
+    m.add_function(wrap_pyfunction!(top_k, m)?)?;
+    m.add_function(wrap_pyfunction!(pool_hierarchical, m)?)?;
     m.add("LatebirdError", py.get_type::<LatebirdError>())?;
     m.add("ModelLoadError", py.get_type::<ModelLoadError>())?;
     m.add("InvalidInputError", py.get_type::<InvalidInputError>())?;
