@@ -214,6 +214,12 @@ impl ColBERT {
         self.tokenizer.tokenize(text, kind, 0)
     }
 
+    /// The vocabulary string of a token id, as the tokenizer writes it (`"##ing"`, `"Ġthe"`),
+    /// for showing tokens; `None` when the id is out of range.
+    pub fn id_to_token(&self, id: u32) -> Option<String> {
+        self.tokenizer.id_to_token(id)
+    }
+
     /// Encodes texts into one token-embedding matrix each, in input order.
     pub fn encode<S: AsRef<str>>(&self, texts: &[S], kind: InputKind) -> Result<Vec<Embeddings>> {
         self.encode_with(texts, kind, self.batch_size, &mut |_| true)

@@ -638,7 +638,8 @@ fn score_core(
     let q_rows: usize = queries.iter().map(|q| q.rows).sum();
     let d_rows: usize = docs.iter().map(|d| d.rows).sum();
     let work = q_rows.saturating_mul(d_rows).saturating_mul(dim);
-    let threads = if work < PARALLEL_WORK {
+    // wasm32 has no thread spawning in std (it panics): score on the calling thread there.
+    let threads = if work < PARALLEL_WORK || cfg!(target_arch = "wasm32") {
         1
     } else {
         threads.clamp(1, blocks.len().max(1))

@@ -202,6 +202,11 @@ impl ColbertTokenizer {
         self.query.get_vocab(true).into_values().max()
     }
 
+    /// The vocabulary entry of a token id (`None` when out of range).
+    pub(crate) fn id_to_token(&self, id: u32) -> Option<String> {
+        self.query.id_to_token(id)
+    }
+
     /// The id used for padding and query expansion.
     pub(crate) fn pad_id(&self) -> u32 {
         self.pad_id

@@ -1,0 +1,661 @@
+//! JavaScript adapter of latebird (wasm-bindgen): model files in as `Uint8Array`s, embeddings
+//! out as `Float32Array`s, engine errors out as JS `Error`s. No engine logic lives here: every
+//! function converts its arguments, calls the core and converts the result.
+
+use std::mem::MaybeUninit;
+use std::sync::Arc;
+
+use js_sys::{
+    Array, ArrayBuffer, Float32Array, Function, Object, Reflect, Uint32Array, Uint8Array,
+};
+use latebird::{ColBERT as Engine, Embeddings, Error, InputKind, Options, Ranked};
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
+
+#[wasm_bindgen(typescript_custom_section)]
+const TS_TYPES: &'static str = r#"
+/** One text's token embeddings: a row-major `[rows, dim]` matrix (`data.length === rows * dim`). */
+export interface Embeddings {
+  rows: number;
+  dim: number;
+  data: Float32Array;
+}
+
+/** A model folder's files, keyed by their path relative to the folder ("config.json",
+ * "1_Dense/model.safetensors", ...). A common top folder ("my-model/config.json") is stripped. */
+export type ModelFiles =
+  | Record<string, Uint8Array | ArrayBuffer>
+  | Map<string, Uint8Array | ArrayBuffer>;
+
+/** Overrides of the model folder's settings; an absent key keeps the folder's value. */
+export interface ColBERTOptions {
+  queryLength?: number;
+  documentLength?: number;
+  queryPrefix?: string;
+  documentPrefix?: string;
+  doQueryExpansion?: boolean;
+  attendToExpansionTokens?: boolean;
+  skiplistWords?: string[];
+  /** Texts per forward pass in `encode` (default 32). */
+  batchSize?: number;
+}
+
+/** The effective settings: the folder's, with the options applied. */
+export interface ColBERTSettings {
+  queryLength: number;
+  documentLength: number;
+  queryPrefix: string;
+  documentPrefix: string;
+  doQueryExpansion: boolean;
+  attendToExpansionTokens: boolean;
+  skiplistWords: string[];
+  batchSize: number;
+}
+
+/** A text as the model sees it: one entry per position; `keep[i]` is 1 when position `i`
+ * has a row in the encoded output (documents drop skiplist tokens). */
+export interface Tokenized {
+  ids: Uint32Array;
+  tokens: string[];
+  attention: Uint8Array;
+  keep: Uint8Array;
+}
+
+/** A dense score matrix: `data[q * documents + d]` is query `q` against document `d`. */
+export interface ScoreMatrix {
+  queries: number;
+  documents: number;
+  data: Float32Array;
+}
+
+/** One entry of a ranking, best first. */
+export interface Ranked<I = number> {
+  id: I;
+  score: number;
+}
+
+/** Called after each batch with the number of texts encoded so far; returning `false` stops. */
+export type EncodeProgress = (done: number, total: number) => boolean | void;
+
+/** Reranks each query's own candidates (`ids[i]` names `documents[i]`'s entries), keeping
+ * the type of the ids. */
+export function rerank<I>(
+  queries: Embeddings[],
+  documents: Embeddings[][],
+  ids: I[][],
+): Ranked<I>[][];
+
+/** What this build was compiled with. */
+export interface BuildInfo {
+  version: string;
+  simd128: boolean;
+  threads: boolean;
+}
+"#;
+
+#[wasm_bindgen]
+extern "C" {
+    #[wasm_bindgen(typescript_type = "ModelFiles")]
+    pub type ModelFiles;
+    #[wasm_bindgen(typescript_type = "ColBERTOptions")]
+    pub type ColBERTOptions;
+    #[wasm_bindgen(typescript_type = "ColBERTSettings")]
+    pub type ColBERTSettings;
+    #[wasm_bindgen(typescript_type = "Embeddings")]
+    pub type JsEmbeddings;
+    #[wasm_bindgen(typescript_type = "Embeddings[]")]
+    pub type JsEmbeddingsList;
+    #[wasm_bindgen(typescript_type = "Embeddings[][]")]
+    pub type JsEmbeddingsLists;
+    #[wasm_bindgen(typescript_type = "string[]")]
+    pub type JsStrings;
+    #[wasm_bindgen(typescript_type = "Tokenized")]
+    pub type JsTokenized;
+    #[wasm_bindgen(typescript_type = "ScoreMatrix")]
+    pub type JsScoreMatrix;
+    #[wasm_bindgen(typescript_type = "Ranked<number>[]")]
+    pub type JsRankedList;
+    #[wasm_bindgen(typescript_type = "Ranked<unknown>[][]")]
+    pub type JsRankedLists;
+    #[wasm_bindgen(typescript_type = "unknown[][]")]
+    pub type JsIdLists;
+    #[wasm_bindgen(typescript_type = "EncodeProgress")]
+    pub type JsProgress;
+    #[wasm_bindgen(typescript_type = "BuildInfo")]
+    pub type JsBuildInfo;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Errors
+
+/// The JS error for an engine error: an `Error` with the engine's message, named after the
+/// class of failure as in the Python package (`ModelLoadError`, `InvalidInputError`,
+/// `LatebirdError`).
+fn js_error(err: Error) -> JsValue {
+    let name = match err {
+        Error::MissingFile { .. }
+        | Error::Io { .. }
+        | Error::InvalidConfig { .. }
+        | Error::UnsupportedArchitecture { .. }
+        | Error::InvalidWeights { .. }
+        | Error::InvalidTokenizer { .. } => "ModelLoadError",
+        Error::InvalidArgument { .. } | Error::Tokenization { .. } => "InvalidInputError",
+        _ => "LatebirdError",
+    };
+    let error = js_sys::Error::new(&err.to_string());
+    error.set_name(name);
+    error.into()
+}
+
+/// An [`Error::InvalidArgument`] raised by the adapter itself (a JS value of the wrong type).
+fn invalid(name: impl Into<String>, message: impl Into<String>) -> JsValue {
+    js_error(Error::InvalidArgument {
+        name: name.into(),
+        message: message.into(),
+    })
+}
+
+/// What a JS value is, for error messages.
+fn describe(value: &JsValue) -> String {
+    if value.is_undefined() {
+        "undefined".into()
+    } else if value.is_null() {
+        "null".into()
+    } else if Array::is_array(value) {
+        "an array".into()
+    } else if let Some(object) = value.dyn_ref::<Object>() {
+        let name: String = object.constructor().name().into();
+        if name.is_empty() {
+            "an object".into()
+        } else {
+            format!("a {name}")
+        }
+    } else {
+        format!("a {}", value.js_typeof().as_string().unwrap_or_default())
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Argument conversion
+
+fn get(object: &JsValue, key: &str) -> JsValue {
+    Reflect::get(object, &JsValue::from_str(key)).unwrap_or(JsValue::UNDEFINED)
+}
+
+fn set(object: &Object, key: &str, value: impl Into<JsValue>) {
+    // Setting a data property on a plain object cannot fail.
+    let _ = Reflect::set(object, &JsValue::from_str(key), &value.into());
+}
+
+/// A whole number in `0..=u32::MAX` (what a length, a count or a factor can be).
+fn whole(value: &JsValue, name: &str) -> Result<usize, JsValue> {
+    match value.as_f64() {
+        Some(v) if v.fract() == 0.0 && (0.0..=u32::MAX as f64).contains(&v) => Ok(v as usize),
+        Some(v) => Err(invalid(
+            name,
+            format!("is {v}; expected a whole number >= 0"),
+        )),
+        None => Err(invalid(
+            name,
+            format!("is {}; expected a number", describe(value)),
+        )),
+    }
+}
+
+fn optional<T>(
+    value: JsValue,
+    read: impl FnOnce(&JsValue) -> Result<T, JsValue>,
+) -> Result<Option<T>, JsValue> {
+    if value.is_undefined() || value.is_null() {
+        Ok(None)
+    } else {
+        read(&value).map(Some)
+    }
+}
+
+fn string(value: &JsValue, name: &str) -> Result<String, JsValue> {
+    value
+        .as_string()
+        .ok_or_else(|| invalid(name, format!("is {}; expected a string", describe(value))))
+}
+
+fn boolean(value: &JsValue, name: &str) -> Result<bool, JsValue> {
+    value
+        .as_bool()
+        .ok_or_else(|| invalid(name, format!("is {}; expected a boolean", describe(value))))
+}
+
+fn strings(value: &JsValue, name: &str) -> Result<Vec<String>, JsValue> {
+    let array = value.dyn_ref::<Array>().ok_or_else(|| {
+        invalid(
+            name,
+            format!("is {}; expected an array of strings", describe(value)),
+        )
+    })?;
+    array
+        .iter()
+        .enumerate()
+        .map(|(i, v)| string(&v, &format!("{name}[{i}]")))
+        .collect()
+}
+
+const OPTION_KEYS: [&str; 8] = [
+    "queryLength",
+    "documentLength",
+    "queryPrefix",
+    "documentPrefix",
+    "doQueryExpansion",
+    "attendToExpansionTokens",
+    "skiplistWords",
+    "batchSize",
+];
+
+fn read_options(options: Option<ColBERTOptions>) -> Result<Options, JsValue> {
+    let mut out = Options::default();
+    let Some(options) = options else {
+        return Ok(out);
+    };
+    let options: JsValue = options.into();
+    if options.is_undefined() || options.is_null() {
+        return Ok(out);
+    }
+    let object = options.dyn_ref::<Object>().ok_or_else(|| {
+        invalid(
+            "options",
+            format!("is {}; expected an object", describe(&options)),
+        )
+    })?;
+    // A misspelt option would otherwise be ignored silently.
+    for key in Object::keys(object).iter() {
+        let key = key.as_string().unwrap_or_default();
+        if !OPTION_KEYS.contains(&key.as_str()) {
+            return Err(invalid(
+                "options",
+                format!(
+                    "unknown key {key:?}; expected one of {}",
+                    OPTION_KEYS.join(", ")
+                ),
+            ));
+        }
+    }
+    out.query_length = optional(get(&options, "queryLength"), |v| whole(v, "queryLength"))?;
+    out.document_length = optional(get(&options, "documentLength"), |v| {
+        whole(v, "documentLength")
+    })?;
+    out.query_prefix = optional(get(&options, "queryPrefix"), |v| string(v, "queryPrefix"))?;
+    out.document_prefix = optional(get(&options, "documentPrefix"), |v| {
+        string(v, "documentPrefix")
+    })?;
+    out.do_query_expansion = optional(get(&options, "doQueryExpansion"), |v| {
+        boolean(v, "doQueryExpansion")
+    })?;
+    out.attend_to_expansion_tokens = optional(get(&options, "attendToExpansionTokens"), |v| {
+        boolean(v, "attendToExpansionTokens")
+    })?;
+    out.skiplist_words = optional(get(&options, "skiplistWords"), |v| {
+        strings(v, "skiplistWords")
+    })?;
+    if let Some(batch_size) = optional(get(&options, "batchSize"), |v| whole(v, "batchSize"))? {
+        out.batch_size = batch_size;
+    }
+    Ok(out)
+}
+
+/// Copies a file's bytes into wasm memory once, straight into the shared buffer the engine
+/// keeps (a `Vec` first and then an `Arc` would copy twice, and wasm memory never shrinks).
+fn file_bytes(value: &JsValue, name: &str) -> Result<Arc<[u8]>, JsValue> {
+    let bytes = if let Some(bytes) = value.dyn_ref::<Uint8Array>() {
+        bytes.clone()
+    } else if let Some(buffer) = value.dyn_ref::<ArrayBuffer>() {
+        Uint8Array::new(buffer)
+    } else {
+        return Err(invalid(
+            "files",
+            format!(
+                "{name:?} is {}; expected a Uint8Array or an ArrayBuffer",
+                describe(value)
+            ),
+        ));
+    };
+    let mut shared: Arc<[MaybeUninit<u8>]> = Arc::new_uninit_slice(bytes.length() as usize);
+    let Some(slot) = Arc::get_mut(&mut shared) else {
+        unreachable!("a fresh Arc has one owner")
+    };
+    bytes.copy_to_uninit(slot);
+    // SAFETY: `copy_to_uninit` initialised every byte (the slice has the array's length).
+    Ok(unsafe { shared.assume_init() })
+}
+
+/// A model file's name and bytes.
+type NamedFile = (String, Arc<[u8]>);
+
+fn read_files(files: &JsValue) -> Result<Vec<NamedFile>, JsValue> {
+    let entries: Array = if let Some(map) = files.dyn_ref::<js_sys::Map>() {
+        Array::from(&map.entries())
+    } else if files.is_object() && !Array::is_array(files) {
+        Object::entries(files.unchecked_ref())
+    } else {
+        return Err(invalid(
+            "files",
+            format!(
+                "is {}; expected an object or a Map of file names to Uint8Array",
+                describe(files)
+            ),
+        ));
+    };
+    let mut out = Vec::with_capacity(entries.length() as usize);
+    for entry in entries.iter() {
+        let entry: Array = entry.unchecked_into();
+        let key = entry.get(0);
+        let name = key.as_string().ok_or_else(|| {
+            invalid(
+                "files",
+                format!("has a key that is {}; expected file names", describe(&key)),
+            )
+        })?;
+        let bytes = file_bytes(&entry.get(1), &name)?;
+        out.push((name, bytes));
+    }
+    Ok(out)
+}
+
+/// Reads `{rows, dim, data: Float32Array}`; the shape itself is checked by the engine.
+fn read_matrix(value: &JsValue, name: &dyn Fn() -> String) -> Result<Embeddings, JsValue> {
+    if !value.is_object() {
+        return Err(invalid(
+            name(),
+            format!(
+                "is {}; expected {{rows, dim, data: Float32Array}}",
+                describe(value)
+            ),
+        ));
+    }
+    let rows = whole(&get(value, "rows"), &format!("{}.rows", name()))?;
+    let dim = whole(&get(value, "dim"), &format!("{}.dim", name()))?;
+    let data = get(value, "data");
+    let data = data.dyn_ref::<Float32Array>().ok_or_else(|| {
+        invalid(
+            format!("{}.data", name()),
+            format!("is {}; expected a Float32Array", describe(&data)),
+        )
+    })?;
+    Ok(Embeddings {
+        rows,
+        dim,
+        data: data.to_vec(),
+    })
+}
+
+fn array<'a>(value: &'a JsValue, name: &str) -> Result<&'a Array, JsValue> {
+    value
+        .dyn_ref::<Array>()
+        .ok_or_else(|| invalid(name, format!("is {}; expected an array", describe(value))))
+}
+
+fn read_matrices(value: &JsValue, name: &str) -> Result<Vec<Embeddings>, JsValue> {
+    array(value, name)?
+        .iter()
+        .enumerate()
+        .map(|(i, m)| read_matrix(&m, &|| format!("{name}[{i}]")))
+        .collect()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Results
+
+fn embeddings_object(e: &Embeddings) -> Object {
+    let object = Object::new();
+    set(&object, "rows", e.rows as f64);
+    set(&object, "dim", e.dim as f64);
+    set(&object, "data", Float32Array::new_from_slice(&e.data));
+    object
+}
+
+fn ranked_array<I: Into<JsValue> + Clone>(ranked: &[Ranked<I>]) -> Array {
+    ranked
+        .iter()
+        .map(|r| {
+            let object = Object::new();
+            set(&object, "id", r.id.clone());
+            set(&object, "score", r.score as f64);
+            JsValue::from(object)
+        })
+        .collect()
+}
+
+// ---------------------------------------------------------------------------------------------
+// The model
+
+/// A loaded late-interaction model.
+#[wasm_bindgen(js_name = ColBERT)]
+pub struct Model {
+    engine: Engine,
+}
+
+#[wasm_bindgen(js_class = ColBERT)]
+impl Model {
+    /// Loads a PyLate model from its files' bytes. Throws a `ModelLoadError` when a file is
+    /// missing or malformed, an `InvalidInputError` for a bad argument.
+    #[wasm_bindgen(js_name = fromFiles)]
+    pub fn from_files(
+        files: &ModelFiles,
+        options: Option<ColBERTOptions>,
+    ) -> Result<Model, JsValue> {
+        let options = read_options(options)?;
+        let files = read_files(files)?;
+        let engine = Engine::from_files(files, options).map_err(js_error)?;
+        Ok(Model { engine })
+    }
+
+    /// Width of the output rows.
+    #[wasm_bindgen(getter)]
+    pub fn dim(&self) -> usize {
+        self.engine.dim()
+    }
+
+    /// The effective settings (the folder's, with the options applied).
+    #[wasm_bindgen(getter)]
+    pub fn settings(&self) -> ColBERTSettings {
+        let s = self.engine.settings();
+        let object = Object::new();
+        set(&object, "queryLength", s.query_length as f64);
+        set(&object, "documentLength", s.document_length as f64);
+        set(&object, "queryPrefix", s.query_prefix.as_str());
+        set(&object, "documentPrefix", s.document_prefix.as_str());
+        set(&object, "doQueryExpansion", s.do_query_expansion);
+        set(
+            &object,
+            "attendToExpansionTokens",
+            s.attend_to_expansion_tokens,
+        );
+        let words: Array = s
+            .skiplist_words
+            .iter()
+            .map(|w| JsValue::from_str(w))
+            .collect();
+        set(&object, "skiplistWords", words);
+        set(&object, "batchSize", self.engine.batch_size() as f64);
+        object.unchecked_into()
+    }
+
+    /// Encodes texts into one `{rows, dim, data}` matrix each, in input order. Queries when
+    /// `isQuery`, else documents; documents are pooled when `poolFactor` > 1 (PyLate's
+    /// hierarchical pooling). `onProgress(done, total)` is called after each batch; returning
+    /// `false` stops with an error.
+    pub fn encode(
+        &self,
+        texts: &JsStrings,
+        #[wasm_bindgen(js_name = isQuery)] is_query: bool,
+        #[wasm_bindgen(js_name = poolFactor)] pool_factor: Option<f64>,
+        #[wasm_bindgen(js_name = onProgress)] on_progress: Option<JsProgress>,
+    ) -> Result<JsEmbeddingsList, JsValue> {
+        let texts = strings(texts, "texts")?;
+        let pool_factor = match pool_factor {
+            Some(v) => whole(&JsValue::from_f64(v), "pool_factor")?,
+            None => 1,
+        };
+        let kind = if is_query {
+            InputKind::Query
+        } else {
+            InputKind::Document
+        };
+        let callback: Option<Function> = on_progress.map(JsCast::unchecked_into);
+        let total = JsValue::from_f64(texts.len() as f64);
+        let mut thrown: Option<JsValue> = None;
+        let mut progress = |done: usize| -> bool {
+            let Some(callback) = &callback else {
+                return true;
+            };
+            match callback.call2(&JsValue::NULL, &JsValue::from_f64(done as f64), &total) {
+                Ok(answer) => answer.as_bool() != Some(false),
+                Err(error) => {
+                    thrown = Some(error);
+                    false
+                }
+            }
+        };
+        let result = self.engine.encode_pooled(
+            &texts,
+            kind,
+            self.engine.batch_size(),
+            pool_factor,
+            &mut progress,
+        );
+        if let Some(error) = thrown {
+            // The callback threw: that error, not "cancelled", is what the caller sees.
+            return Err(error);
+        }
+        let encoded = result.map_err(js_error)?;
+        let out: Array = encoded
+            .iter()
+            .map(|e| JsValue::from(embeddings_object(e)))
+            .collect();
+        Ok(out.unchecked_into())
+    }
+
+    /// Tokenizes one text exactly as it is fed to the model, with the vocabulary string of
+    /// each token.
+    pub fn tokenize(
+        &self,
+        text: &str,
+        #[wasm_bindgen(js_name = isQuery)] is_query: bool,
+    ) -> Result<JsTokenized, JsValue> {
+        let kind = if is_query {
+            InputKind::Query
+        } else {
+            InputKind::Document
+        };
+        let t = self.engine.tokenize(text, kind).map_err(js_error)?;
+        let tokens: Array = t
+            .ids
+            .iter()
+            .map(|&id| JsValue::from(self.engine.id_to_token(id).unwrap_or_default()))
+            .collect();
+        let attention: Vec<u8> = t.attention.iter().map(|&a| u8::from(a != 0)).collect();
+        let keep: Vec<u8> = t.keep.iter().map(|&k| u8::from(k)).collect();
+        let object = Object::new();
+        set(&object, "ids", Uint32Array::new_from_slice(&t.ids));
+        set(&object, "tokens", tokens);
+        set(&object, "attention", Uint8Array::new_from_slice(&attention));
+        set(&object, "keep", Uint8Array::new_from_slice(&keep));
+        Ok(object.unchecked_into())
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Scoring
+
+/// MaxSim score of one query against one document.
+#[wasm_bindgen]
+pub fn maxsim(query: &JsEmbeddings, document: &JsEmbeddings) -> Result<f64, JsValue> {
+    let q = read_matrix(query, &|| "query".into())?;
+    let d = read_matrix(document, &|| "document".into())?;
+    latebird::maxsim(&q, &d).map(f64::from).map_err(js_error)
+}
+
+/// MaxSim scores of every query against every document.
+#[wasm_bindgen]
+pub fn scores(
+    queries: &JsEmbeddingsList,
+    documents: &JsEmbeddingsList,
+) -> Result<JsScoreMatrix, JsValue> {
+    let q = read_matrices(queries, "queries")?;
+    let d = read_matrices(documents, "documents")?;
+    let matrix = latebird::scores(&q, &d).map_err(js_error)?;
+    let object = Object::new();
+    set(&object, "queries", matrix.queries as f64);
+    set(&object, "documents", matrix.documents as f64);
+    set(&object, "data", Float32Array::new_from_slice(&matrix.data));
+    Ok(object.unchecked_into())
+}
+
+/// Reranks each query's own candidates: `documents[i]` are query `i`'s candidates and
+/// `ids[i]` their ids (any JS values). Returns per query every candidate, best first; equal
+/// scores keep the input order.
+#[wasm_bindgen]
+pub fn rerank(
+    queries: &JsEmbeddingsList,
+    documents: &JsEmbeddingsLists,
+    ids: &JsIdLists,
+) -> Result<JsRankedLists, JsValue> {
+    let q = read_matrices(queries, "queries")?;
+    let d: Vec<Vec<Embeddings>> = array(documents, "documents")?
+        .iter()
+        .enumerate()
+        .map(|(i, list)| read_matrices(&list, &format!("documents[{i}]")))
+        .collect::<Result<_, _>>()?;
+    let ids: Vec<Vec<JsValue>> = array(ids, "ids")?
+        .iter()
+        .enumerate()
+        .map(|(i, list)| array(&list, &format!("ids[{i}]")).map(|a| a.to_vec()))
+        .collect::<Result<_, _>>()?;
+    let ranked = latebird::rerank(&q, &d, &ids).map_err(js_error)?;
+    let out: Array = ranked
+        .iter()
+        .map(|r| JsValue::from(ranked_array(r)))
+        .collect();
+    Ok(out.unchecked_into())
+}
+
+/// The `k` best documents for one query, best first, as `{id: index into documents, score}`.
+#[wasm_bindgen(js_name = topK)]
+pub fn top_k(
+    query: &JsEmbeddings,
+    documents: &JsEmbeddingsList,
+    k: f64,
+) -> Result<JsRankedList, JsValue> {
+    let q = read_matrix(query, &|| "query".into())?;
+    let d = read_matrices(documents, "documents")?;
+    let k = whole(&JsValue::from_f64(k), "k")?;
+    let ranked = latebird::top_k(&q, &d, k).map_err(js_error)?;
+    let ranked: Vec<Ranked<f64>> = ranked
+        .into_iter()
+        .map(|r| Ranked {
+            id: r.id as f64,
+            score: r.score,
+        })
+        .collect();
+    Ok(ranked_array(&ranked).unchecked_into())
+}
+
+/// PyLate's hierarchical token pooling of one document (the first row is kept as it is).
+#[wasm_bindgen]
+pub fn pool(
+    embeddings: &JsEmbeddings,
+    #[wasm_bindgen(js_name = poolFactor)] pool_factor: f64,
+) -> Result<JsEmbeddings, JsValue> {
+    let m = read_matrix(embeddings, &|| "embeddings".into())?;
+    let factor = whole(&JsValue::from_f64(pool_factor), "pool_factor")?;
+    let pooled = latebird::pool(&m, factor).map_err(js_error)?;
+    Ok(embeddings_object(&pooled).unchecked_into())
+}
+
+/// The package version and the WebAssembly features this build uses.
+#[wasm_bindgen(js_name = buildInfo)]
+pub fn build_info() -> JsBuildInfo {
+    let object = Object::new();
+    set(&object, "version", env!("CARGO_PKG_VERSION"));
+    set(&object, "simd128", cfg!(target_feature = "simd128"));
+    set(&object, "threads", cfg!(target_feature = "atomics"));
+    object.unchecked_into()
+}
