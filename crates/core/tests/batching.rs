@@ -144,7 +144,11 @@ fn check_batch_sizes(name: &str) {
             // blocked matmul may round rows at different positions of a batch differently).
             for (dup, original) in [(34, 1), (35, 3), (36, 33)] {
                 let (a, b) = (&batched[dup], &batched[original]);
-                assert_eq!((a.rows, a.dim), (b.rows, b.dim), "{name} {kind:?} {batch_size}");
+                assert_eq!(
+                    (a.rows, a.dim),
+                    (b.rows, b.dim),
+                    "{name} {kind:?} {batch_size}"
+                );
                 assert!(
                     max_diff(a, b) <= TOLERANCE,
                     "{name} {kind:?} {batch_size}: duplicate {dup} differs from {original}"
