@@ -14,11 +14,6 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 
 
-def maxsim(query: np.ndarray, document: np.ndarray) -> float:
-    """Sum over query tokens of the best dot product with any document token."""
-    return float((query @ document.T).max(axis=1).sum())
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default=str(HERE.parent / "tests" / "models" / "minilm-colbert"))
@@ -32,6 +27,7 @@ def main() -> None:
 
     start = time.perf_counter()
     import latebird
+    import latebird.scores
 
     imported = time.perf_counter()
     model = latebird.ColBERT(args.model)
@@ -40,7 +36,7 @@ def main() -> None:
     encoded_queries = time.perf_counter()
     document_embeddings = model.encode(documents, is_query=False)
     encoded_documents = time.perf_counter()
-    scores = np.array([[maxsim(q, d) for d in document_embeddings] for q in query_embeddings])
+    scores = latebird.scores.colbert_scores(query_embeddings, document_embeddings)
     scored = time.perf_counter()
 
     for qi, query in enumerate(queries):
