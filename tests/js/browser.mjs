@@ -1,0 +1,79 @@
+// Starts Debian's Chromium headless with a fresh profile and connects playwright-core to it
+// over CDP. The test owns the process: close() asks it to quit, then kills it by its pid.
+import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { chromium } from 'playwright-core';
+
+export const CHROMIUM = process.env.LATEBIRD_CHROMIUM ?? '/usr/bin/chromium';
+
+const withTimeout = (promise, ms, what) =>
+  Promise.race([
+    promise,
+    new Promise((_, reject) => setTimeout(() => reject(new Error(`${what}: timed out after ${ms} ms`)), ms).unref()),
+  ]);
+
+export async function launchChromium({ timeoutMs = 60_000 } = {}) {
+  if (!existsSync(CHROMIUM)) {
+    throw new Error(`${CHROMIUM} not found: apt-get install -y chromium (or set LATEBIRD_CHROMIUM)`);
+  }
+  const profile = mkdtempSync(join(tmpdir(), 'latebird-chromium-'));
+  const child = spawn(
+    CHROMIUM,
+    [
+      '--headless',
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+      '--no-first-run',
+      '--no-default-browser-check',
+      `--user-data-dir=${profile}`,
+      '--remote-debugging-address=127.0.0.1',
+      '--remote-debugging-port=0',
+      'about:blank',
+    ],
+    { stdio: ['ignore', 'ignore', 'pipe'] },
+  );
+  let stderr = '';
+  const exited = new Promise((resolve) => child.once('exit', resolve));
+  const close = async () => {
+    try {
+      await withTimeout(browser?.close() ?? Promise.resolve(), 10_000, 'closing Chromium');
+    } catch {
+      // fall through to the kill below
+    }
+    if (child.exitCode === null && child.signalCode === null) {
+      child.kill('SIGTERM');
+      await Promise.race([exited, new Promise((r) => setTimeout(r, 5_000).unref())]);
+      if (child.exitCode === null && child.signalCode === null) {
+        child.kill('SIGKILL');
+        await exited;
+      }
+    }
+    rmSync(profile, { recursive: true, force: true });
+  };
+  let browser = null;
+  try {
+    const endpoint = await withTimeout(
+      new Promise((resolve, reject) => {
+        child.stderr.on('data', (chunk) => {
+          stderr += chunk;
+          const match = /DevTools listening on (ws:\/\/\S+)/.exec(stderr);
+          if (match) resolve(match[1]);
+        });
+        child.once('exit', (code) => reject(new Error(`Chromium exited (${code}) before listening:\n${stderr}`)));
+        child.once('error', reject);
+      }),
+      timeoutMs,
+      'starting Chromium',
+    );
+    browser = await withTimeout(chromium.connectOverCDP(endpoint), timeoutMs, 'connecting to Chromium');
+  } catch (e) {
+    await close();
+    throw e;
+  }
+  return { browser, close, pid: child.pid, version: browser.version() };
+}
