@@ -11,15 +11,32 @@ Scoring, ranking and pooling on embeddings: `latebird.scores` (`colbert_scores`,
 """
 
 from . import pooling, rank, scores
-from ._latebird import InvalidInputError, LatebirdError, ModelLoadError, __version__
+from ._latebird import (
+    EntryNotFoundError,
+    HubError,
+    InvalidInputError,
+    LatebirdError,
+    ModelLoadError,
+    NotCachedError,
+    RepositoryNotFoundError,
+    RevisionNotFoundError,
+    __version__,
+    hub_download,
+)
 from .colbert import ColBERT
 
 __all__ = [
     "ColBERT",
+    "EntryNotFoundError",
+    "HubError",
     "InvalidInputError",
     "LatebirdError",
     "ModelLoadError",
+    "NotCachedError",
+    "RepositoryNotFoundError",
+    "RevisionNotFoundError",
     "__version__",
+    "hub_download",
     "pooling",
     "rank",
     "scores",

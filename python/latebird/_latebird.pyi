@@ -17,6 +17,33 @@ class ModelLoadError(LatebirdError):
 class InvalidInputError(LatebirdError):
     """An argument or input text is out of range or inconsistent."""
 
+class HubError(ModelLoadError):
+    """The model could not be fetched from the hub (network failure, HTTP error, bad answer)."""
+
+class RepositoryNotFoundError(HubError):
+    """The hub has no such repository, or hides a private or gated one from this token."""
+
+class RevisionNotFoundError(HubError):
+    """The repository has no such branch, tag or commit."""
+
+class EntryNotFoundError(HubError):
+    """A file of the model is missing on the hub, or the repository is not a PyLate model."""
+
+class NotCachedError(HubError):
+    """Offline (HF_HUB_OFFLINE=1 or hub unreachable) and the model is not in the cache."""
+
+def hub_download(
+    repo_id: str,
+    revision: str | None = None,
+    *,
+    cache_dir: str | PathLike[str] | None = None,
+    token: str | None = None,
+    endpoint: str | None = None,
+    offline: bool | None = None,
+    timeout: float | None = None,
+) -> str:
+    """Fetches a PyLate model from the hub into the cache; returns its snapshot folder."""
+
 class Model:
     def __init__(
         self,

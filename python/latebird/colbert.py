@@ -34,11 +34,53 @@ def _check_positive_int(name: str, value: object) -> int:
     return value
 
 
+def _looks_like_repo_id(name: str) -> bool:
+    parts = name.split("/")
+    return 0 < len(parts) <= 2 and all(parts) and not name.startswith((".", "~"))
+
+
+def _resolve_model(
+    model_name_or_path: PathLike,
+    revision: str | None,
+    cache_folder: PathLike | None,
+    token: str | None,
+    local_files_only: bool | None,
+) -> str:
+    """A local folder as it is; otherwise a hub id, fetched into the cache (huggingface_hub's
+    layout) and returned as its snapshot folder."""
+    path = os.fspath(model_name_or_path)
+    if os.path.isdir(path):
+        return path
+    if os.path.exists(path) or not _looks_like_repo_id(path):
+        from ._latebird import ModelLoadError
+
+        raise ModelLoadError(
+            f"{path}: not a local model folder nor a hub model id; expected a directory "
+            "holding a PyLate model (modules.json, config.json, model.safetensors, "
+            'tokenizer.json, ...) or an id such as "org/name"'
+        )
+    from ._latebird import hub_download
+
+    return os.fspath(
+        hub_download(
+            path,
+            revision,
+            cache_dir=os.fspath(cache_folder) if cache_folder is not None else None,
+            token=token,
+            offline=True if local_files_only else None,
+        )
+    )
+
+
 class ColBERT:
-    """A PyLate ColBERT model folder, loaded for inference.
+    """A PyLate ColBERT model, loaded for inference from a local folder or a hub id.
 
     Arguments mirror `pylate.models.ColBERT`; `None` keeps what the model folder's
-    `config_sentence_transformers.json` says.
+    `config_sentence_transformers.json` says. A `model_name_or_path` that is not a folder is
+    a hub id ("org/name"): its PyLate files are fetched at `revision` (branch, tag or commit;
+    default "main") from HF_ENDPOINT into the huggingface_hub cache (`cache_folder`, else
+    HF_HUB_CACHE or HF_HOME/hub), with `token` (else HF_TOKEN) for private repositories.
+    `local_files_only=True` (or HF_HUB_OFFLINE=1) uses the cache only.
     """
 
     def __init__(
@@ -53,15 +95,12 @@ class ColBERT:
         attend_to_expansion_tokens: bool | None = None,
         do_query_expansion: bool | None = None,
         skiplist_words: list[str] | None = None,
+        revision: str | None = None,
+        cache_folder: PathLike | None = None,
+        token: str | None = None,
+        local_files_only: bool | None = None,
     ) -> None:
-        path = os.fspath(model_name_or_path)
-        if not os.path.isdir(path):
-            from ._latebird import ModelLoadError
-
-            raise ModelLoadError(
-                f"{path}: not a local model folder; expected a directory holding a PyLate "
-                "model (modules.json, config.json, model.safetensors, tokenizer.json, ...)"
-            )
+        path = _resolve_model(model_name_or_path, revision, cache_folder, token, local_files_only)
         if skiplist_words is not None:
             skiplist_words = _check_texts(skiplist_words)
         self._model = Model(

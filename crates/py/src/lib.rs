@@ -27,6 +27,93 @@ create_exception!(
     "An argument or input text is out of range or inconsistent."
 );
 
+create_exception!(
+    _latebird,
+    HubError,
+    ModelLoadError,
+    "The model could not be fetched from the hub (network failure, HTTP error, bad answer)."
+);
+create_exception!(
+    _latebird,
+    RepositoryNotFoundError,
+    HubError,
+    "The hub has no such repository, or hides a private or gated one from this token."
+);
+create_exception!(
+    _latebird,
+    RevisionNotFoundError,
+    HubError,
+    "The repository has no such branch, tag or commit."
+);
+create_exception!(
+    _latebird,
+    EntryNotFoundError,
+    HubError,
+    "A file of the model is missing on the hub, or the repository is not a PyLate model."
+);
+create_exception!(
+    _latebird,
+    NotCachedError,
+    HubError,
+    "Offline (HF_HUB_OFFLINE=1 or hub unreachable) and the model is not in the cache."
+);
+
+fn hub_err(err: latebird_hub::Error) -> PyErr {
+    use latebird_hub::Error as E;
+    let message = err.to_string();
+    match err {
+        E::InvalidRepoId { .. } | E::InvalidRevision { .. } => InvalidInputError::new_err(message),
+        E::RepoNotFound { .. } | E::AccessDenied { .. } => {
+            RepositoryNotFoundError::new_err(message)
+        }
+        E::RevisionNotFound { .. } => RevisionNotFoundError::new_err(message),
+        E::FileNotFound { .. } | E::NotAModel { .. } => EntryNotFoundError::new_err(message),
+        E::NotCached { .. } => NotCachedError::new_err(message),
+        _ => HubError::new_err(message),
+    }
+}
+
+/// Fetches the PyLate files of a hub repository into the huggingface_hub cache and returns
+/// the snapshot folder. `None` arguments come from the environment (HF_ENDPOINT,
+/// HF_HUB_CACHE/HF_HOME, HF_TOKEN, HF_HUB_OFFLINE, HF_HUB_DOWNLOAD_TIMEOUT).
+#[pyfunction]
+#[pyo3(signature = (repo_id, revision=None, *, cache_dir=None, token=None, endpoint=None, offline=None, timeout=None))]
+#[allow(clippy::too_many_arguments)]
+fn hub_download(
+    py: Python<'_>,
+    repo_id: &str,
+    revision: Option<&str>,
+    cache_dir: Option<std::path::PathBuf>,
+    token: Option<String>,
+    endpoint: Option<String>,
+    offline: Option<bool>,
+    timeout: Option<f64>,
+) -> PyResult<std::path::PathBuf> {
+    let mut options = latebird_hub::HubOptions::from_env();
+    if let Some(cache_dir) = cache_dir {
+        options.cache_dir = cache_dir;
+    }
+    if let Some(token) = token {
+        options.token = Some(token).filter(|t| !t.is_empty());
+    }
+    if let Some(endpoint) = endpoint {
+        options.endpoint = endpoint.trim_end_matches('/').to_string();
+    }
+    if let Some(offline) = offline {
+        options.offline = offline;
+    }
+    if let Some(timeout) = timeout {
+        if !(timeout.is_finite() && timeout > 0.0) {
+            return Err(InvalidInputError::new_err(format!(
+                "invalid argument `timeout`: {timeout}; expected seconds > 0"
+            )));
+        }
+        options.timeout = std::time::Duration::from_secs_f64(timeout);
+    }
+    py.detach(|| latebird_hub::download_with(repo_id, revision, &options))
+        .map_err(hub_err)
+}
+
 fn to_py_err(err: Error) -> PyErr {
     let message = err.to_string();
     match err {
@@ -373,9 +460,21 @@ fn _latebird(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(rerank, m)?)?;
     m.add_function(wrap_pyfunction!(top_k, m)?)?;
     m.add_function(wrap_pyfunction!(pool_hierarchical, m)?)?;
+    m.add_function(wrap_pyfunction!(hub_download, m)?)?;
     m.add("LatebirdError", py.get_type::<LatebirdError>())?;
     m.add("ModelLoadError", py.get_type::<ModelLoadError>())?;
     m.add("InvalidInputError", py.get_type::<InvalidInputError>())?;
+    m.add("HubError", py.get_type::<HubError>())?;
+    m.add(
+        "RepositoryNotFoundError",
+        py.get_type::<RepositoryNotFoundError>(),
+    )?;
+    m.add(
+        "RevisionNotFoundError",
+        py.get_type::<RevisionNotFoundError>(),
+    )?;
+    m.add("EntryNotFoundError", py.get_type::<EntryNotFoundError>())?;
+    m.add("NotCachedError", py.get_type::<NotCachedError>())?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }
