@@ -24,3 +24,9 @@ maturin develop --release --locked --quiet
 
 step "Python tests"
 python -m pytest -q tests/python
+
+step "Rust Lambda package"
+bash scripts/build_lambda.sh
+
+step "Lambda tests (local Runtime API emulator)"
+python -m pytest -q tests/lambda

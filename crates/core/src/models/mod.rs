@@ -1,6 +1,7 @@
 //! Backbone forward passes and the layers they share.
 
 pub(crate) mod bert;
+mod kernels;
 pub(crate) mod modernbert;
 
 use candle_core::{DType, Device, Tensor, D};
@@ -70,6 +71,9 @@ pub(crate) struct LayerNorm {
     weight: Tensor,
     bias: Option<Tensor>,
     eps: f64,
+    /// Host copies of the parameters for the fused CPU kernel.
+    weight_host: Vec<f32>,
+    bias_host: Option<Vec<f32>>,
 }
 
 impl LayerNorm {
@@ -80,18 +84,29 @@ impl LayerNorm {
         bias: bool,
         eps: f64,
     ) -> Result<Self> {
+        let weight = store.get(&format!("{name}.weight"), &[size])?;
+        let bias = if bias {
+            Some(store.get(&format!("{name}.bias"), &[size])?)
+        } else {
+            None
+        };
         Ok(LayerNorm {
-            weight: store.get(&format!("{name}.weight"), &[size])?,
-            bias: if bias {
-                Some(store.get(&format!("{name}.bias"), &[size])?)
-            } else {
-                None
-            },
+            weight_host: weight.to_vec1()?,
+            bias_host: bias.as_ref().map(Tensor::to_vec1).transpose()?,
+            weight,
+            bias,
             eps,
         })
     }
 
     pub(crate) fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        if x.device().is_cpu() && x.dtype() == DType::F32 {
+            return x.contiguous()?.apply_op1_no_bwd(&kernels::FusedLayerNorm {
+                weight: &self.weight_host,
+                bias: self.bias_host.as_deref(),
+                eps: self.eps as f32,
+            });
+        }
         let mean = x.mean_keepdim(D::Minus1)?;
         let centered = x.broadcast_sub(&mean)?;
         let var = centered.sqr()?.mean_keepdim(D::Minus1)?;
