@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# Builds the Rust Lambda function (crates/lambda) as a deployment zip for the custom runtime
+# provided.al2023 on x86_64: a stripped `bootstrap` at the zip's root, and the model folder
+# under `model/` when --model is given (else give the function LATEBIRD_MODEL, e.g. a layer's
+# /opt/model).
+#   bash scripts/build_lambda.sh [--model DIR] [--out target/lambda/latebird-lambda.zip]
+# The binary is built for the host's x86_64-unknown-linux-gnu (sharing the release build cache
+# with the Python extension) and must need nothing newer than glibc 2.34, Amazon Linux
+# 2023's: the script checks its dynamic libraries and glibc symbol versions.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/env.sh
+
+model=""
+out="target/lambda/latebird-lambda.zip"
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --model) model="$2"; shift 2 ;;
+    --out) out="$2"; shift 2 ;;
+    *) echo "usage: $0 [--model DIR] [--out FILE.zip]" >&2; exit 2 ;;
+  esac
+done
+if [ "$(uname -m)" != "x86_64" ] || [ "$(uname -s)" != "Linux" ]; then
+  echo "build_lambda.sh builds on x86_64 Linux only (the target is Lambda's x86_64)" >&2
+  exit 1
+fi
+if [ -n "$model" ] && [ ! -f "$model/modules.json" ]; then
+  echo "--model $model: not a PyLate model folder (no modules.json)" >&2
+  exit 2
+fi
+
+cargo build --release --locked -p latebird-lambda --bin bootstrap
+
+stage="target/lambda/stage"
+rm -rf "$stage"
+mkdir -p "$stage"
+cp target/release/bootstrap "$stage/bootstrap"
+strip "$stage/bootstrap"
+chmod 755 "$stage/bootstrap"
+
+# Only libraries every Amazon Linux 2023 image has, and glibc symbols up to 2.34.
+allowed='^(linux-vdso\.so|libc\.so\.6|libm\.so\.6|libgcc_s\.so\.1|libpthread\.so\.0|libdl\.so\.2|librt\.so\.1|/lib64/ld-linux-x86-64\.so\.2|ld-linux-x86-64\.so\.2)'
+needed="$(ldd "$stage/bootstrap" | awk '{print $1}')"
+if echo "$needed" | grep -Ev "$allowed" | grep -q .; then
+  echo "bootstrap needs libraries Lambda may lack:" >&2
+  echo "$needed" | grep -Ev "$allowed" >&2
+  exit 1
+fi
+newest="$(objdump -T "$stage/bootstrap" | grep -o 'GLIBC_[0-9.]*' | sed 's/GLIBC_//' | sort -uV | tail -1)"
+if [ "$(printf '%s\n2.34\n' "$newest" | sort -V | tail -1)" != "2.34" ]; then
+  echo "bootstrap needs glibc $newest; provided.al2023 has 2.34" >&2
+  objdump -T "$stage/bootstrap" | grep -E "GLIBC_2\.(3[5-9]|[4-9][0-9])" >&2
+  exit 1
+fi
+
+if [ -n "$model" ]; then
+  mkdir -p "$stage/model"
+  (cd "$model" && find . -type f \( -name '*.json' -o -name '*.safetensors' -o -name '*.txt' \) \
+    -exec install -D -m 644 {} "$OLDPWD/$stage/model/{}" \;)
+fi
+
+mkdir -p "$(dirname "$out")"
+rm -f "$out"
+(cd "$stage" && zip -q -r -X "$OLDPWD/$out" .)
+bin_size="$(stat -c %s "$stage/bootstrap")"
+zip_size="$(stat -c %s "$out")"
+echo "bootstrap: $((bin_size / 1024)) KiB, needs glibc <= $newest; ${out}: $((zip_size / 1024)) KiB"
