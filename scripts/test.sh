@@ -28,5 +28,9 @@ python -m pytest -q tests/python
 step "Rust Lambda package"
 bash scripts/build_lambda.sh
 
+step "Python Lambda package (for this Python, to run it in the tests)"
+bash scripts/build_lambda_python.sh \
+  --python-version "$(python -c 'import sys; print("%d.%d" % sys.version_info[:2])')"
+
 step "Lambda tests (local Runtime API emulator)"
 python -m pytest -q tests/lambda

@@ -54,9 +54,9 @@ def unpack(kind: str, tmp: Path) -> tuple[list[str], Path]:
     if kind == "rust":
         (root / "bootstrap").chmod(0o755)
         return [str(root / "bootstrap")], root
-    # The managed python3.12 runtime puts the package on sys.path and runs the handler in
-    # its own loop; here the package's runtime loop stands in for it, with this interpreter.
-    return [sys.executable, "-m", "latebird_lambda_loop"], root
+    # The managed runtime runs the handler in its own loop; python_runtime.py stands in for
+    # it, with this interpreter (the test package is built for its Python version).
+    return [sys.executable, str(Path(__file__).with_name("python_runtime.py"))], root
 
 
 def start(kind: str, tmp: Path, **env: str) -> Function:
