@@ -51,21 +51,7 @@ impl DenseChain {
                     format!("in_features {} does not match {what}", config.in_features),
                 ));
             }
-            let file = join(dir, "model.safetensors");
-            let blob = match source.read_optional(&file)? {
-                Some(blob) => blob,
-                None => {
-                    let hint = if source.exists(&join(dir, "pytorch_model.bin")) {
-                        "only pytorch_model.bin is present; expected model.safetensors"
-                    } else {
-                        "the Dense layer's weights"
-                    };
-                    return Err(Error::MissingFile {
-                        file,
-                        expected: hint.into(),
-                    });
-                }
-            };
+            let (file, blob) = source.read_weights(dir, "the Dense layer's weights")?;
             let store = WeightStore::parse(&file, &blob, device)?;
             let linear = Linear::load(
                 &store,

@@ -144,6 +144,27 @@ impl Source {
     }
 }
 
+impl Source {
+    /// Reads `dir/model.safetensors`, the weights of a module; `what` names them for the
+    /// error, which points at a lone `pytorch_model.bin` when that is what the folder has.
+    pub(crate) fn read_weights(&self, dir: &str, what: &str) -> Result<(String, Blob)> {
+        let file = join(dir, "model.safetensors");
+        match self.read_optional(&file)? {
+            Some(blob) => Ok((file, blob)),
+            None => {
+                let expected = if self.exists(&join(dir, "pytorch_model.bin")) {
+                    "only pytorch_model.bin is present; expected model.safetensors (convert it, \
+                     e.g. save_pretrained(safe_serialization=True))"
+                        .to_string()
+                } else {
+                    format!("{what}; looked in {}", self.describe())
+                };
+                Err(Error::MissingFile { file, expected })
+            }
+        }
+    }
+}
+
 /// Joins a module folder (`""` for the root) and a file name.
 pub(crate) fn join(dir: &str, file: &str) -> String {
     let dir = dir.trim_matches('/');

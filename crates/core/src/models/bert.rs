@@ -2,7 +2,7 @@
 
 use candle_core::Tensor;
 
-use super::{attention, AttentionMask, LayerNorm, Linear};
+use super::{attention, merge_heads, split_heads, AttentionMask, LayerNorm, Linear};
 use crate::config::{Activation, Fields};
 use crate::error::{Error, Result};
 use crate::weights::WeightStore;
@@ -182,21 +182,9 @@ impl Bert {
             .broadcast_add(&self.token_type_embedding)?;
         let mut x = self.embedding_norm.forward(&x)?;
         let mask = AttentionMask::keys(attention_mask)?;
-        let head_dim = hidden / self.heads;
         for layer in &self.layers {
-            let qkv = layer
-                .qkv
-                .forward(&x)?
-                .reshape((b, t, 3, self.heads, head_dim))?;
-            let part = |i: usize| {
-                qkv.narrow(2, i, 1)?
-                    .squeeze(2)?
-                    .transpose(1, 2)?
-                    .contiguous()
-            };
-            let context = attention(&part(0)?, &part(1)?, &part(2)?, &mask)?
-                .transpose(1, 2)?
-                .reshape((b, t, hidden))?;
+            let [q, k, v] = split_heads(&layer.qkv.forward(&x)?, self.heads)?;
+            let context = merge_heads(&attention(&q, &k, &v, &mask)?)?;
             let attended = layer
                 .attention_norm
                 .forward(&(layer.attention_out.forward(&context)? + &x)?)?;

@@ -160,6 +160,25 @@ impl AttentionMask {
     }
 }
 
+/// Splits a fused `[B, T, 3 * H * d]` projection into q, k and v, each `[B, H, T, d]`.
+pub(crate) fn split_heads(qkv: &Tensor, heads: usize) -> candle_core::Result<[Tensor; 3]> {
+    let (b, t, width) = qkv.dims3()?;
+    let qkv = qkv.reshape((b, t, 3, heads, width / (3 * heads)))?;
+    let part = |i: usize| {
+        qkv.narrow(2, i, 1)?
+            .squeeze(2)?
+            .transpose(1, 2)?
+            .contiguous()
+    };
+    Ok([part(0)?, part(1)?, part(2)?])
+}
+
+/// `[B, H, T, d]` back to `[B, T, H * d]`.
+pub(crate) fn merge_heads(x: &Tensor) -> candle_core::Result<Tensor> {
+    let (b, h, t, d) = x.dims4()?;
+    x.transpose(1, 2)?.reshape((b, t, h * d))
+}
+
 /// Scaled dot-product attention of `[B, H, T, d]` tensors.
 pub(crate) fn attention(
     q: &Tensor,
@@ -213,21 +232,7 @@ impl Backbone {
                 })
             }
         };
-        let weights_file = join(dir, "model.safetensors");
-        let blob = match source.read_optional(&weights_file)? {
-            Some(blob) => blob,
-            None => {
-                let hint = if source.exists(&join(dir, "pytorch_model.bin")) {
-                    "only pytorch_model.bin is present; expected model.safetensors (convert it with safetensors' convert script or save_pretrained(safe_serialization=True))"
-                } else {
-                    "the backbone's weights"
-                };
-                return Err(Error::MissingFile {
-                    file: weights_file,
-                    expected: hint.to_string(),
-                });
-            }
-        };
+        let (weights_file, blob) = source.read_weights(dir, "the backbone's weights")?;
         let store = WeightStore::parse(&weights_file, &blob, device)?;
         match family {
             "bert" => Ok(Backbone::Bert(bert::Bert::load(&fields, store)?)),

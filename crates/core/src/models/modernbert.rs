@@ -3,7 +3,7 @@
 
 use candle_core::{Device, Tensor};
 
-use super::{attention, AttentionMask, LayerNorm, Linear, MASKED};
+use super::{attention, merge_heads, split_heads, AttentionMask, LayerNorm, Linear, MASKED};
 use crate::config::{Activation, Fields};
 use crate::error::{Error, Result};
 use crate::weights::WeightStore;
@@ -289,7 +289,6 @@ impl ModernBert {
     ) -> candle_core::Result<Tensor> {
         let (b, t) = ids.dims2()?;
         let hidden = self.hidden_size;
-        let head_dim = hidden / self.heads;
         let x = self
             .embeddings
             .index_select(&ids.flatten_all()?, 0)?
@@ -302,26 +301,13 @@ impl ModernBert {
                 Some(norm) => norm.forward(&x)?,
                 None => x.clone(),
             };
-            let qkv = layer
-                .qkv
-                .forward(&normed)?
-                .reshape((b, t, 3, self.heads, head_dim))?;
-            let part = |i: usize| {
-                qkv.narrow(2, i, 1)?
-                    .squeeze(2)?
-                    .transpose(1, 2)?
-                    .contiguous()
-            };
+            let [q, k, v] = split_heads(&layer.qkv.forward(&normed)?, self.heads)?;
             let (rope, mask) = if layer.global {
                 (&self.global_rope, &global_mask)
             } else {
                 (&self.local_rope, &local_mask)
             };
-            let q = rope.apply(&part(0)?)?;
-            let k = rope.apply(&part(1)?)?;
-            let context = attention(&q, &k, &part(2)?, mask)?
-                .transpose(1, 2)?
-                .reshape((b, t, hidden))?;
+            let context = merge_heads(&attention(&rope.apply(&q)?, &rope.apply(&k)?, &v, mask)?)?;
             x = (x + layer.attn_out.forward(&context)?)?;
             let inner = layer.mlp_in.forward(&layer.mlp_norm.forward(&x)?)?;
             let input = inner.narrow(2, 0, self.intermediate)?;
