@@ -25,6 +25,19 @@ maturin develop --release --locked --quiet
 step "Python tests"
 python -m pytest -q tests/python
 
+step "WebAssembly package"
+bash scripts/build_wasm.sh
+
+step "JS and browser tests"
+if [ ! -x "${LATEBIRD_CHROMIUM:-/usr/bin/chromium}" ]; then
+  sudo=""
+  [ "$(id -u)" -ne 0 ] && sudo="sudo"
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get update -q >/dev/null
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium fonts-liberation >/dev/null
+fi
+(cd tests/js && npm ci --no-audit --no-fund --loglevel=error)
+node --test tests/js/*.test.mjs
+
 step "Rust Lambda package"
 bash scripts/build_lambda.sh
 
