@@ -39,21 +39,34 @@ export async function launchChromium({ timeoutMs = 60_000 } = {}) {
   );
   let stderr = '';
   const exited = new Promise((resolve) => child.once('exit', resolve));
+  const running = () => child.exitCode === null && child.signalCode === null;
+  const waitExit = (ms) => Promise.race([exited, new Promise((r) => setTimeout(r, ms).unref())]);
   const close = async () => {
+    // Ask Chromium to quit (Browser.close over CDP), wait for it, then escalate by pid.
     try {
-      await withTimeout(browser?.close() ?? Promise.resolve(), 10_000, 'closing Chromium');
-    } catch {
-      // fall through to the kill below
-    }
-    if (child.exitCode === null && child.signalCode === null) {
-      child.kill('SIGTERM');
-      await Promise.race([exited, new Promise((r) => setTimeout(r, 5_000).unref())]);
-      if (child.exitCode === null && child.signalCode === null) {
-        child.kill('SIGKILL');
-        await exited;
+      if (browser) {
+        const session = await withTimeout(browser.newBrowserCDPSession(), 5_000, 'CDP session');
+        await withTimeout(session.send('Browser.close').catch(() => {}), 5_000, 'Browser.close');
       }
+    } catch {
+      // the signals below stop it
     }
-    rmSync(profile, { recursive: true, force: true });
+    if (running()) await waitExit(10_000);
+    if (running()) {
+      child.kill('SIGTERM');
+      await waitExit(5_000);
+    }
+    if (running()) {
+      child.kill('SIGKILL');
+      await exited;
+    }
+    await browser?.close().catch(() => {});
+    try {
+      // Chromium's helper processes may still be flushing the profile for a moment.
+      rmSync(profile, { recursive: true, force: true, maxRetries: 10, retryDelay: 200 });
+    } catch (e) {
+      console.warn(`could not remove ${profile}: ${e.message}`);
+    }
   };
   let browser = null;
   try {
