@@ -17,7 +17,7 @@ ruff check .
 ruff format --check .
 
 step "Rust tests"
-cargo test -p latebird --locked
+cargo test -p latebird -p latebird-hub --locked
 
 step "Python package"
 maturin develop --release --locked --quiet
