@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds the Python Lambda deployment zip: latebird as a manylinux_2_34 x86_64 wheel (abi3)
+# Builds the Python Lambda deployment zip: latebird as a manylinux_2_28 x86_64 wheel (abi3)
 # plus numpy for the runtime's Python, unpacked at the zip's root; handler
 # `latebird.lambda_handler.handler`; the model under `model/` with --model (else set
 # LATEBIRD_MODEL, e.g. a layer's /opt/model).
@@ -26,17 +26,19 @@ fi
 
 wheels="target/lambda/wheels"
 rm -rf "$wheels"
-# maturin checks the extension's glibc symbol versions against manylinux_2_34 (Amazon Linux
-# 2023 has glibc 2.34); the cargo build is the release build the tests already made.
-maturin build --release --locked --quiet --compatibility manylinux_2_34 --out "$wheels"
-wheel="$(ls "$wheels"/latebird-*manylinux_2_34_x86_64*.whl)"
+# Linking through zig against glibc 2.28 keeps the extension's symbol versions at or below
+# 2.28 whatever glibc this machine has; maturin checks them against manylinux_2_28, so the
+# wheel installs on Amazon Linux 2023 (glibc 2.34) and older distributions alike.
+python -m pip show ziglang >/dev/null 2>&1 || python -m pip install --quiet "ziglang==0.17.1"
+maturin build --release --locked --quiet --zig --compatibility manylinux_2_28 --out "$wheels"
+wheel="$(ls "$wheels"/latebird-*manylinux_2_28_x86_64*.whl)"
 python -m pip show auditwheel >/dev/null 2>&1 || python -m pip install --quiet "auditwheel>=6,<7"
 auditwheel show "$wheel"
 
 stage="target/lambda/stage-python"
 rm -rf "$stage"
 python -m pip install --quiet --no-compile --target "$stage" \
-  --platform manylinux_2_34_x86_64 --platform manylinux_2_28_x86_64 --platform manylinux2014_x86_64 \
+  --platform manylinux_2_28_x86_64 --platform manylinux2014_x86_64 \
   --implementation cp --python-version "$pyver" --only-binary=:all: "$wheel"
 rm -rf "$stage/bin"
 if [ -n "$model" ]; then
