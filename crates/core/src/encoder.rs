@@ -336,7 +336,8 @@ impl ColBERT {
         let rows = if kept.is_empty() {
             Tensor::zeros((0, dim), DType::F32, &self.device)?
         } else {
-            let index = Tensor::from_vec(kept.clone(), kept.len(), &self.device)?;
+            let count = kept.len();
+            let index = Tensor::from_vec(kept, count, &self.device)?;
             let projected = self.dense.forward(&flat.index_select(&index, 0)?)?;
             let norm = projected.sqr()?.sum_keepdim(1)?.sqrt()?.maximum(1e-12)?;
             projected.broadcast_div(&norm)?
