@@ -1,8 +1,11 @@
 //! MaxSim scoring, reranking, top-k and hierarchical pooling against PyLate
 //! (references from scripts/make_scoring_references.py in tests/fixtures/scoring/).
 
+mod common;
+
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+
+use common::tests_dir;
 
 use latebird::{
     maxsim, pool, rerank, scores, top_k, ColBERT, Embeddings, Error, InputKind, MatrixRef, Options,
@@ -10,10 +13,6 @@ use latebird::{
 
 const TOLERANCE: f64 = 1e-5;
 const MODELS: [&str; 2] = ["minilm-colbert", "modernbert-v4"];
-
-fn tests_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests")
-}
 
 struct Fixture {
     name: String,
@@ -32,29 +31,7 @@ impl Fixture {
         });
         let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes).expect("header");
         let meta = meta.metadata().clone().unwrap_or_default();
-        let st = safetensors::SafeTensors::deserialize(&bytes).expect("tensors");
-        let mut tensors = HashMap::new();
-        for (key, view) in st.tensors() {
-            let values: Vec<f64> = match view.dtype() {
-                safetensors::Dtype::F32 => view
-                    .data()
-                    .chunks_exact(4)
-                    .map(|c| f32::from_le_bytes(c.try_into().unwrap()) as f64)
-                    .collect(),
-                safetensors::Dtype::F64 => view
-                    .data()
-                    .chunks_exact(8)
-                    .map(|c| f64::from_le_bytes(c.try_into().unwrap()))
-                    .collect(),
-                safetensors::Dtype::I64 => view
-                    .data()
-                    .chunks_exact(8)
-                    .map(|c| i64::from_le_bytes(c.try_into().unwrap()) as f64)
-                    .collect(),
-                other => panic!("{name}: {key}: unexpected dtype {other:?}"),
-            };
-            tensors.insert(key, (view.shape().to_vec(), values));
-        }
+        let tensors = common::read_tensors(&bytes, name);
         Fixture {
             name: name.to_string(),
             meta,
@@ -98,13 +75,6 @@ impl Fixture {
             .map(|k| self.matrix(&k))
             .collect()
     }
-}
-
-fn model_dir(name: &str) -> Option<PathBuf> {
-    ["fixtures/models", "models"]
-        .iter()
-        .map(|base| tests_dir().join(base).join(name))
-        .find(|dir| dir.join("modules.json").is_file())
 }
 
 fn expect_invalid<T: std::fmt::Debug>(result: latebird::Result<T>, name: &str, needle: &str) {
@@ -386,7 +356,7 @@ fn encode_pooled_equals_pool_of_encode() {
         .iter()
         .map(|t| t.as_str().unwrap().to_string())
         .collect();
-    let dir = model_dir("modernbert-v4").expect("committed fixture model");
+    let dir = common::model_dir("modernbert-v4");
     let model = ColBERT::from_folder(dir, Options::default()).unwrap();
     // Same batch size on both sides: batching changes the padding and so the last bits.
     let plain = model

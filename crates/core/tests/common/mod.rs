@@ -90,24 +90,7 @@ fn read_reference(path: &Path) -> Reference {
             .map(|t| t.as_str().expect("text").to_string())
             .collect()
     };
-    let st = safetensors::SafeTensors::deserialize(&bytes).expect("reference tensors");
-    let mut tensors = HashMap::new();
-    for (name, view) in st.tensors() {
-        let values: Vec<f64> = match view.dtype() {
-            safetensors::Dtype::F32 => view
-                .data()
-                .chunks_exact(4)
-                .map(|c| f32::from_le_bytes(c.try_into().unwrap()) as f64)
-                .collect(),
-            safetensors::Dtype::I64 => view
-                .data()
-                .chunks_exact(8)
-                .map(|c| i64::from_le_bytes(c.try_into().unwrap()) as f64)
-                .collect(),
-            other => panic!("{}: unexpected dtype {other:?}", path.display()),
-        };
-        tensors.insert(name, (view.shape().to_vec(), values));
-    }
+    let tensors = read_tensors(&bytes, &path.display().to_string());
     Reference {
         name: path.file_stem().unwrap().to_string_lossy().into_owned(),
         model: meta["model"].clone(),
@@ -116,6 +99,32 @@ fn read_reference(path: &Path) -> Reference {
         documents: strings("documents"),
         tensors,
     }
+}
+
+/// Every tensor of a safetensors file, widened to f64 (f32, f64 and i64 tensors).
+pub fn read_tensors(bytes: &[u8], what: &str) -> HashMap<String, (Vec<usize>, Vec<f64>)> {
+    let st = safetensors::SafeTensors::deserialize(bytes).expect("safetensors file");
+    let mut tensors = HashMap::new();
+    for (name, view) in st.tensors() {
+        let data = view.data();
+        let values: Vec<f64> = match view.dtype() {
+            safetensors::Dtype::F32 => data
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes(c.try_into().unwrap()) as f64)
+                .collect(),
+            safetensors::Dtype::F64 => data
+                .chunks_exact(8)
+                .map(|c| f64::from_le_bytes(c.try_into().unwrap()))
+                .collect(),
+            safetensors::Dtype::I64 => data
+                .chunks_exact(8)
+                .map(|c| i64::from_le_bytes(c.try_into().unwrap()) as f64)
+                .collect(),
+            other => panic!("{what}: {name}: unexpected dtype {other:?}"),
+        };
+        tensors.insert(name, (view.shape().to_vec(), values));
+    }
+    tensors
 }
 
 /// Every committed reference file.
