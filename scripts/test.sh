@@ -18,6 +18,10 @@ ruff format --check .
 
 step "Rust tests"
 cargo test -p latebird -p latebird-hub --locked
+# The same parity and batching checks on the portable kernels (no AVX) and on the
+# Candle-ops path that other devices take.
+LATEBIRD_CPU=baseline cargo test -p latebird --locked --test parity --test batching
+LATEBIRD_CPU=generic cargo test -p latebird --locked --test parity --test batching
 
 step "Python package"
 maturin develop --release --locked --quiet

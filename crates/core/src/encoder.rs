@@ -3,14 +3,19 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use candle_core::{DType, Device, Tensor};
+use candle_core::{Device, Tensor};
 
 use crate::config::{ColbertSettings, Modules};
 use crate::dense::DenseChain;
 use crate::error::{Error, Result};
-use crate::models::Backbone;
+use crate::models::{Backbone, Packed, Span};
 use crate::source::Source;
 use crate::tokenize::{ColbertTokenizer, InputKind, TokenizedText};
+
+/// Largest widest-activation tensor of one forward pass, in bytes. Below glibc's 32 MiB
+/// ceiling for recycling freed blocks, the big temporaries of one pass are reused by the
+/// next instead of being mapped (and page-faulted) afresh each time.
+const PASS_BYTES: usize = 24 << 20;
 
 /// Overrides of what the model folder says; `None` keeps the folder's value.
 #[derive(Debug, Clone)]
@@ -147,7 +152,8 @@ impl ColBERT {
         }
         let modules = Modules::read(&source)?;
         let settings = options.apply(ColbertSettings::read(&source)?);
-        let backbone = Backbone::load(&source, &modules.transformer, &options.device)?;
+        let longest = settings.query_length.max(settings.document_length);
+        let backbone = Backbone::load(&source, &modules.transformer, &options.device, longest)?;
         for (name, length) in [
             ("query_length", settings.query_length),
             ("document_length", settings.document_length),
@@ -294,56 +300,77 @@ impl ColBERT {
             .collect()
     }
 
-    /// Runs one padded batch and returns each text's kept, normalised rows.
+    /// Runs texts through the model and returns each one's kept, normalised rows. The
+    /// texts are packed without padding into passes of at most [`PASS_BYTES`] of widest
+    /// activation (so that the large temporaries are recycled by the allocator instead of
+    /// mapped afresh), and only the kept rows go through the Dense layers.
     fn forward(&self, items: &[&TokenizedText]) -> Result<Vec<Embeddings>> {
-        let t = items.iter().map(|x| x.ids.len()).max().unwrap_or(0);
-        let b = items.len();
-        let dim = self.dim();
-        if t == 0 {
-            // Only texts that tokenize to nothing (a tokenizer without special tokens, no
-            // prefix): no rows to return, and nothing to run.
-            return Ok(items
-                .iter()
-                .map(|_| Embeddings {
-                    rows: 0,
-                    dim,
-                    data: Vec::new(),
-                })
-                .collect());
+        let budget = (PASS_BYTES / (4 * self.backbone.widest_row().max(1))).max(1);
+        let mut out = Vec::with_capacity(items.len());
+        let mut rest = items;
+        while !rest.is_empty() {
+            // At least one text per pass, however long.
+            let mut tokens = rest[0].ids.len();
+            let mut count = 1;
+            while count < rest.len() && tokens + rest[count].ids.len() <= budget {
+                tokens += rest[count].ids.len();
+                count += 1;
+            }
+            let (pass, next) = rest.split_at(count);
+            out.extend(self.forward_packed(pass)?);
+            rest = next;
         }
-        let mut ids = Vec::with_capacity(b * t);
-        let mut attention = Vec::with_capacity(b * t);
+        Ok(out)
+    }
+
+    fn forward_packed(&self, items: &[&TokenizedText]) -> Result<Vec<Embeddings>> {
+        let dim = self.dim();
+        let total: usize = items.iter().map(|x| x.ids.len()).sum();
+        let mut ids = Vec::with_capacity(total);
+        let mut positions = Vec::with_capacity(total);
+        let mut spans = Vec::with_capacity(items.len());
         let mut kept = Vec::new();
-        for (row, item) in items.iter().enumerate() {
-            let pad = t - item.ids.len();
+        for item in items {
+            let start = ids.len();
             ids.extend_from_slice(&item.ids);
-            ids.extend(std::iter::repeat_n(self.tokenizer.pad_id(), pad));
-            attention.extend_from_slice(&item.attention);
-            attention.extend(std::iter::repeat_n(0u32, pad));
+            positions.extend(0..item.ids.len() as u32);
+            // Attended tokens come first; expansion tokens (attention 0) follow them.
+            let keys = item.attention.iter().take_while(|&&a| a != 0).count();
+            spans.push(Span {
+                start,
+                len: item.ids.len(),
+                keys,
+            });
             kept.extend(
                 item.keep
                     .iter()
                     .enumerate()
                     .filter(|(_, &k)| k)
-                    .map(|(j, _)| (row * t + j) as u32),
+                    .map(|(j, _)| (start + j) as u32),
             );
         }
-        let ids = Tensor::from_vec(ids, (b, t), &self.device)?;
-        let attention = Tensor::from_vec(attention, (b, t), &self.device)?;
-        let hidden = self.backbone.forward(&ids, &attention)?;
-        let flat = hidden.reshape((b * t, self.backbone.hidden_size()))?;
-        // Dense layers act row by row: only the rows that are returned are projected.
-        let rows = if kept.is_empty() {
-            Tensor::zeros((0, dim), DType::F32, &self.device)?
+        let values = if kept.is_empty() {
+            Vec::new()
         } else {
+            let batch = Packed {
+                ids: Tensor::from_vec(ids, total, &self.device)?,
+                positions: Tensor::from_vec(positions, total, &self.device)?,
+                spans,
+            };
+            let hidden = self.backbone.forward(&batch)?;
             let count = kept.len();
             let index = Tensor::from_vec(kept, count, &self.device)?;
-            let projected = self.dense.forward(&flat.index_select(&index, 0)?)?;
-            let norm = projected.sqr()?.sum_keepdim(1)?.sqrt()?.maximum(1e-12)?;
-            projected.broadcast_div(&norm)?
+            // Dense layers act row by row: only the rows that are returned are projected.
+            let projected = self.dense.forward(&hidden.index_select(&index, 0)?)?;
+            let mut values: Vec<f32> = projected.flatten_all()?.to_vec1()?;
+            // torch.nn.functional.normalize: x / max(||x||, 1e-12).
+            for row in values.chunks_exact_mut(dim) {
+                let norm = row.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-12);
+                row.iter_mut().for_each(|x| *x /= norm);
+            }
+            values
         };
-        let values: Vec<f32> = rows.flatten_all()?.to_vec1()?;
-        let mut out = Vec::with_capacity(b);
+        let mut out = Vec::with_capacity(items.len());
         let mut offset = 0;
         for item in items {
             let n = item.kept_rows();

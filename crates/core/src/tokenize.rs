@@ -207,11 +207,6 @@ impl ColbertTokenizer {
         self.query.id_to_token(id)
     }
 
-    /// The id used for padding and query expansion.
-    pub(crate) fn pad_id(&self) -> u32 {
-        self.pad_id
-    }
-
     /// Tokenizes one text as PyLate does; `index` is its position, for error messages.
     pub(crate) fn tokenize(
         &self,

@@ -2,7 +2,7 @@
 
 use candle_core::Tensor;
 
-use super::{attention, merge_heads, split_heads, AttentionMask, LayerNorm, Linear};
+use super::{packed_attention, LayerNorm, Linear, Packed};
 use crate::config::{Activation, Fields};
 use crate::error::{Error, Result};
 use crate::weights::WeightStore;
@@ -25,6 +25,7 @@ pub(crate) struct Bert {
     activation: Activation,
     hidden_size: usize,
     heads: usize,
+    intermediate: usize,
 }
 
 impl Bert {
@@ -150,6 +151,7 @@ impl Bert {
             activation,
             hidden_size: hidden,
             heads,
+            intermediate,
         })
     }
 
@@ -165,35 +167,26 @@ impl Bert {
         self.word_embeddings.dim(0).unwrap_or(0)
     }
 
-    pub(crate) fn forward(
-        &self,
-        ids: &Tensor,
-        attention_mask: &Tensor,
-    ) -> candle_core::Result<Tensor> {
-        let (b, t) = ids.dims2()?;
-        let hidden = self.hidden_size;
-        let words = self
-            .word_embeddings
-            .index_select(&ids.flatten_all()?, 0)?
-            .reshape((b, t, hidden))?;
-        let positions = self.position_embeddings.narrow(0, 0, t)?;
-        let x = words
-            .broadcast_add(&positions)?
-            .broadcast_add(&self.token_type_embedding)?;
+    pub(crate) fn widest_row(&self) -> usize {
+        (3 * self.hidden_size).max(self.intermediate)
+    }
+
+    pub(crate) fn forward(&self, batch: &Packed) -> candle_core::Result<Tensor> {
+        // transformers' order: (words + token type) + positions.
+        let words = self.word_embeddings.index_select(&batch.ids, 0)?;
+        let x = (words.broadcast_add(&self.token_type_embedding)?
+            + self.position_embeddings.index_select(&batch.positions, 0)?)?;
         let mut x = self.embedding_norm.forward(&x)?;
-        let mask = AttentionMask::keys(attention_mask)?;
         for layer in &self.layers {
-            let [q, k, v] = split_heads(&layer.qkv.forward(&x)?, self.heads)?;
-            let context = merge_heads(&attention(&q, &k, &v, &mask)?)?;
+            let qkv = layer.qkv.forward(&x)?;
+            let context = packed_attention(&qkv, &batch.spans, self.heads, None, None)?;
             let attended = layer
                 .attention_norm
-                .forward(&(layer.attention_out.forward(&context)? + &x)?)?;
-            let inner = self
-                .activation
-                .apply(&layer.intermediate.forward(&attended)?)?;
+                .forward(&layer.attention_out.forward_residual(&context, &x)?)?;
+            let inner = layer.intermediate.forward_act(&attended, self.activation)?;
             x = layer
                 .output_norm
-                .forward(&(layer.output.forward(&inner)? + &attended)?)?;
+                .forward(&layer.output.forward_residual(&inner, &attended)?)?;
         }
         Ok(x)
     }

@@ -6,7 +6,9 @@ pub(crate) mod modernbert;
 
 use candle_core::{DType, Device, Tensor, D};
 
-use crate::config::{parse_json_object, Fields};
+pub(crate) use kernels::Span;
+
+use crate::config::{parse_json_object, Activation, Fields};
 use crate::error::{Error, Result};
 use crate::source::{join, Source};
 use crate::weights::WeightStore;
@@ -15,10 +17,17 @@ use crate::weights::WeightStore;
 /// and a row whose keys are all masked still yields finite (uniform) weights, never NaN.
 pub(crate) const MASKED: f32 = f32::MIN;
 
+/// Whether the fused CPU kernels apply to `x` (f32 values in host memory).
+fn on_cpu(x: &Tensor) -> bool {
+    x.device().is_cpu() && x.dtype() == DType::F32 && kernels::math::fused_kernels()
+}
+
 /// `y = x W^T + b` with `W` stored `[out, in]` as in PyTorch.
 pub(crate) struct Linear {
     weight_t: Tensor,
     bias: Option<Tensor>,
+    /// Host copy of the bias for the fused CPU kernels.
+    bias_host: Option<Vec<f32>>,
 }
 
 impl Linear {
@@ -43,25 +52,94 @@ impl Linear {
         // [in, out] through its strides at the same speed, and loading stays copy-free.
         Ok(Linear {
             weight_t: weight.t()?,
+            bias_host: bias.as_ref().map(Tensor::to_vec1).transpose()?,
             bias,
         })
     }
 
-    /// Applies the layer to `[.., in]`.
-    pub(crate) fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
-        let dims = x.dims().to_vec();
-        let Some((last, lead)) = dims.split_last() else {
-            candle_core::bail!("linear layer applied to a scalar")
-        };
-        let rows: usize = lead.iter().product();
-        let y = x.reshape((rows, *last))?.matmul(&self.weight_t)?;
+    fn out_features(&self) -> usize {
+        self.weight_t.dims().last().copied().unwrap_or(0)
+    }
+
+    /// `x W^T` of `[rows, in]`, without the bias.
+    fn matmul(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        x.matmul(&self.weight_t)
+    }
+
+    /// `act(x W^T + b)` of `[rows, in]`; on the CPU, bias and activation in one pass.
+    pub(crate) fn forward_act(
+        &self,
+        x: &Tensor,
+        activation: Activation,
+    ) -> candle_core::Result<Tensor> {
+        let y = self.matmul(x)?;
+        if on_cpu(&y) {
+            y.inplace_op1(&kernels::BiasActivation {
+                bias: self.bias_host.as_deref(),
+                width: self.out_features(),
+                activation,
+            })?;
+            return Ok(y);
+        }
         let y = match &self.bias {
             Some(b) => y.broadcast_add(b)?,
             None => y,
         };
-        let mut out = lead.to_vec();
-        out.push(y.dim(1)?);
-        y.reshape(out)
+        activation.apply(&y)
+    }
+
+    /// `x W^T + b` of `[rows, in]`.
+    pub(crate) fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        self.forward_act(x, Activation::Identity)
+    }
+
+    /// `(x W^T + b) + residual`, as a residual connection adds it.
+    pub(crate) fn forward_residual(
+        &self,
+        x: &Tensor,
+        residual: &Tensor,
+    ) -> candle_core::Result<Tensor> {
+        let y = self.matmul(x)?;
+        if on_cpu(&y) && on_cpu(residual) {
+            y.inplace_op2(
+                &residual.contiguous()?,
+                &kernels::AddResidual {
+                    bias: self.bias_host.as_deref(),
+                    width: self.out_features(),
+                },
+            )?;
+            return Ok(y);
+        }
+        let y = match &self.bias {
+            Some(b) => y.broadcast_add(b)?,
+            None => y,
+        };
+        y + residual
+    }
+
+    /// GeGLU-style gated layer: the `2w` outputs split into `input` and `gate` halves,
+    /// `act(input) * gate`, giving `[rows, w]`.
+    pub(crate) fn forward_gated(
+        &self,
+        x: &Tensor,
+        activation: Activation,
+    ) -> candle_core::Result<Tensor> {
+        let y = self.matmul(x)?;
+        let width = self.out_features() / 2;
+        if on_cpu(&y) {
+            return y.apply_op1_no_bwd(&kernels::GatedActivation {
+                bias: self.bias_host.as_deref(),
+                width,
+                activation,
+            });
+        }
+        let y = match &self.bias {
+            Some(b) => y.broadcast_add(b)?,
+            None => y,
+        };
+        let input = y.narrow(1, 0, width)?;
+        let gate = y.narrow(1, width, width)?;
+        activation.apply(&input)? * gate
     }
 }
 
@@ -100,7 +178,7 @@ impl LayerNorm {
     }
 
     pub(crate) fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
-        if x.device().is_cpu() && x.dtype() == DType::F32 {
+        if on_cpu(x) {
             return x.contiguous()?.apply_op1_no_bwd(&kernels::FusedLayerNorm {
                 weight: &self.weight_host,
                 bias: self.bias_host.as_deref(),
@@ -119,33 +197,113 @@ impl LayerNorm {
     }
 }
 
-/// An attention mask: additive scores (0 or [`MASKED`]) and, when some query row has no
-/// key to attend to, a `[B, 1, T, 1]` factor that zeroes that row's output. PyTorch's
+/// Texts packed one after the other, without padding: token ids and positions `[T]` (u32)
+/// and where each text's rows are.
+pub(crate) struct Packed {
+    pub(crate) ids: Tensor,
+    pub(crate) positions: Tensor,
+    pub(crate) spans: Vec<Span>,
+}
+
+/// Rotary embedding tables for one base (rotate-half form): row `p` holds the `head_dim / 2`
+/// cosines and sines of position `p`, computed in f32 as transformers computes them.
+pub(crate) struct Rotary {
+    cos: Vec<f32>,
+    sin: Vec<f32>,
+    half: usize,
+}
+
+impl Rotary {
+    pub(crate) fn new(base: f64, head_dim: usize, positions: usize) -> Self {
+        let half = head_dim / 2;
+        let base = base as f32;
+        let inv_freq: Vec<f32> = (0..half)
+            .map(|i| 1.0 / base.powf((2 * i) as f32 / head_dim as f32))
+            .collect();
+        let mut cos = Vec::with_capacity(positions * half);
+        let mut sin = Vec::with_capacity(positions * half);
+        for p in 0..positions {
+            for f in &inv_freq {
+                let angle = p as f32 * f;
+                cos.push(angle.cos());
+                sin.push(angle.sin());
+            }
+        }
+        Rotary { cos, sin, half }
+    }
+
+    /// Rotates `[1, H, n, d]` on devices without the fused kernel.
+    fn apply(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        let n = x.dim(2)?;
+        let table = |values: &[f32]| {
+            Tensor::from_slice(&values[..n * self.half], (n, self.half), x.device())
+        };
+        candle_nn::rotary_emb::rope(x, &table(&self.cos)?, &table(&self.sin)?)
+    }
+}
+
+/// Multi-head attention of packed sequences: `qkv` `[T, 3 * hidden]` (q, k and v side by
+/// side, heads within each) to the context `[T, hidden]`. Each sequence attends within
+/// itself to its first `keys` tokens, within `half_window` when given, after rotating q and
+/// k by `rope` when given.
+pub(crate) fn packed_attention(
+    qkv: &Tensor,
+    spans: &[Span],
+    heads: usize,
+    rope: Option<&Rotary>,
+    half_window: Option<usize>,
+) -> candle_core::Result<Tensor> {
+    if on_cpu(qkv) {
+        return qkv
+            .contiguous()?
+            .apply_op1_no_bwd(&kernels::PackedAttention {
+                spans,
+                heads,
+                rope: rope.map(|r| kernels::Rope {
+                    cos: &r.cos,
+                    sin: &r.sin,
+                }),
+                half_window,
+            });
+    }
+    // Other devices: one padded batch of one per sequence, with Candle ops.
+    let mut parts = Vec::with_capacity(spans.len());
+    for span in spans {
+        let x = qkv.narrow(0, span.start, span.len)?.unsqueeze(0)?;
+        let [mut q, mut k, v] = split_heads(&x, heads)?;
+        if let Some(rope) = rope {
+            q = rope.apply(&q)?;
+            k = rope.apply(&k)?;
+        }
+        let n = span.len;
+        let mask: Vec<f32> = (0..n)
+            .flat_map(|i| {
+                (0..n).map(move |j| {
+                    let near = half_window.is_none_or(|w| i.abs_diff(j) <= w);
+                    if j < span.keys && near {
+                        0.0
+                    } else {
+                        MASKED
+                    }
+                })
+            })
+            .collect();
+        let mask = AttentionMask::new(Tensor::from_vec(mask, (1, 1, n, n), qkv.device())?)?;
+        parts.push(merge_heads(&attention(&q, &k, &v, &mask)?)?.squeeze(0)?);
+    }
+    Tensor::cat(&parts, 0)
+}
+
+/// An additive attention mask (0 or [`MASKED`]) and, when some query row has no key to
+/// attend to, a factor that zeroes that row's output. PyTorch's
 /// scaled_dot_product_attention (the reference) returns 0 for such rows; a plain softmax
 /// would spread them uniformly over masked keys instead.
-pub(crate) struct AttentionMask {
+struct AttentionMask {
     additive: Tensor,
     live_rows: Option<Tensor>,
 }
 
 impl AttentionMask {
-    /// Key mask `[B, 1, 1, T]` from the attention vector `[B, T]` (1 attended, 0 not).
-    pub(crate) fn keys(attention: &Tensor) -> candle_core::Result<Self> {
-        let (b, t) = attention.dims2()?;
-        let attention = attention.to_dtype(DType::F32)?;
-        let masked = ((attention.ones_like()? - &attention)? * f64::from(MASKED))?;
-        Self::new(masked.reshape((b, 1, 1, t))?)
-    }
-
-    /// Combines with a `[T, T]` additive mask (the minimum keeps MASKED where either masks).
-    pub(crate) fn restrict(&self, extra: &Tensor) -> candle_core::Result<Self> {
-        let (t, _) = extra.dims2()?;
-        Self::new(
-            self.additive
-                .broadcast_minimum(&extra.reshape((1, 1, t, t))?)?,
-        )
-    }
-
     fn new(additive: Tensor) -> candle_core::Result<Self> {
         let live = additive.eq(0f64)?.max_keepdim(D::Minus1)?;
         let all_live = live.flatten_all()?.min(0)?.to_scalar::<u8>()? == 1;
@@ -161,7 +319,7 @@ impl AttentionMask {
 }
 
 /// Splits a fused `[B, T, 3 * H * d]` projection into q, k and v, each `[B, H, T, d]`.
-pub(crate) fn split_heads(qkv: &Tensor, heads: usize) -> candle_core::Result<[Tensor; 3]> {
+fn split_heads(qkv: &Tensor, heads: usize) -> candle_core::Result<[Tensor; 3]> {
     let (b, t, width) = qkv.dims3()?;
     let qkv = qkv.reshape((b, t, 3, heads, width / (3 * heads)))?;
     let part = |i: usize| {
@@ -174,13 +332,13 @@ pub(crate) fn split_heads(qkv: &Tensor, heads: usize) -> candle_core::Result<[Te
 }
 
 /// `[B, H, T, d]` back to `[B, T, H * d]`.
-pub(crate) fn merge_heads(x: &Tensor) -> candle_core::Result<Tensor> {
+fn merge_heads(x: &Tensor) -> candle_core::Result<Tensor> {
     let (b, h, t, d) = x.dims4()?;
     x.transpose(1, 2)?.reshape((b, t, h * d))
 }
 
 /// Scaled dot-product attention of `[B, H, T, d]` tensors.
-pub(crate) fn attention(
+fn attention(
     q: &Tensor,
     k: &Tensor,
     v: &Tensor,
@@ -203,7 +361,14 @@ pub(crate) enum Backbone {
 }
 
 impl Backbone {
-    pub(crate) fn load(source: &Source, dir: &str, device: &Device) -> Result<Self> {
+    /// Loads the backbone in `dir`; `longest` is the longest sequence it will be given
+    /// (rotary tables are computed that far, within `max_position_embeddings`).
+    pub(crate) fn load(
+        source: &Source,
+        dir: &str,
+        device: &Device,
+        longest: usize,
+    ) -> Result<Self> {
         let file = join(dir, "config.json");
         let blob = source.read(&file, "the backbone's transformers config")?;
         let config = parse_json_object(&file, &blob)?;
@@ -237,7 +402,7 @@ impl Backbone {
         match family {
             "bert" => Ok(Backbone::Bert(bert::Bert::load(&fields, store)?)),
             _ => Ok(Backbone::ModernBert(modernbert::ModernBert::load(
-                &fields, store, device,
+                &fields, store, longest,
             )?)),
         }
     }
@@ -265,11 +430,19 @@ impl Backbone {
         }
     }
 
-    /// Last hidden state `[B, T, hidden]` of `ids` `[B, T]` (u32) under `attention` `[B, T]` (u32).
-    pub(crate) fn forward(&self, ids: &Tensor, attention: &Tensor) -> candle_core::Result<Tensor> {
+    /// Last hidden state `[T, hidden]` of a packed batch.
+    pub(crate) fn forward(&self, batch: &Packed) -> candle_core::Result<Tensor> {
         match self {
-            Backbone::Bert(m) => m.forward(ids, attention),
-            Backbone::ModernBert(m) => m.forward(ids, attention),
+            Backbone::Bert(m) => m.forward(batch),
+            Backbone::ModernBert(m) => m.forward(batch),
+        }
+    }
+
+    /// Widest activation row a forward pass holds, in values (sizes the packed batches).
+    pub(crate) fn widest_row(&self) -> usize {
+        match self {
+            Backbone::Bert(m) => m.widest_row(),
+            Backbone::ModernBert(m) => m.widest_row(),
         }
     }
 }

@@ -1,43 +1,12 @@
 //! ModernBERT (pre-norm, rotary, alternating global and sliding-window attention, GeGLU)
 //! as transformers' `ModernBertModel` computes it with eager/sdpa attention.
 
-use candle_core::{Device, Tensor};
+use candle_core::Tensor;
 
-use super::{attention, merge_heads, split_heads, AttentionMask, LayerNorm, Linear, MASKED};
+use super::{packed_attention, LayerNorm, Linear, Packed, Rotary};
 use crate::config::{Activation, Fields};
 use crate::error::{Error, Result};
 use crate::weights::WeightStore;
-
-/// Rotary tables for one base, `[max_positions, head_dim / 2]`, computed in f32.
-struct Rotary {
-    cos: Tensor,
-    sin: Tensor,
-}
-
-impl Rotary {
-    fn new(base: f64, head_dim: usize, positions: usize, device: &Device) -> Result<Self> {
-        let half = head_dim / 2;
-        let base = base as f32;
-        let inv_freq: Vec<f32> = (0..half)
-            .map(|i| 1.0 / base.powf((2 * i) as f32 / head_dim as f32))
-            .collect();
-        let mut angles = Vec::with_capacity(positions * half);
-        for p in 0..positions {
-            angles.extend(inv_freq.iter().map(|f| p as f32 * f));
-        }
-        let angles = Tensor::from_vec(angles, (positions, half), device)?;
-        Ok(Rotary {
-            cos: angles.cos()?,
-            sin: angles.sin()?,
-        })
-    }
-
-    /// Rotates `[B, H, T, d]` (rotate-half form).
-    fn apply(&self, x: &Tensor) -> candle_core::Result<Tensor> {
-        let t = x.dim(2)?;
-        candle_nn::rotary_emb::rope(x, &self.cos.narrow(0, 0, t)?, &self.sin.narrow(0, 0, t)?)
-    }
-}
 
 struct Layer {
     attn_norm: Option<LayerNorm>,
@@ -150,7 +119,7 @@ fn layer_plan(config: &Fields, layers: usize) -> Result<(Vec<bool>, f64, f64)> {
 }
 
 impl ModernBert {
-    pub(crate) fn load(config: &Fields, mut store: WeightStore, device: &Device) -> Result<Self> {
+    pub(crate) fn load(config: &Fields, mut store: WeightStore, longest: usize) -> Result<Self> {
         let file = config.file;
         let hidden = config.usize("hidden_size")?;
         let heads = config.usize("num_attention_heads")?;
@@ -250,8 +219,8 @@ impl ModernBert {
             embedding_norm,
             layers: all,
             final_norm,
-            global_rope: Rotary::new(global_theta, head_dim, max_positions, device)?,
-            local_rope: Rotary::new(local_theta, head_dim, max_positions, device)?,
+            global_rope: Rotary::new(global_theta, head_dim, longest.min(max_positions)),
+            local_rope: Rotary::new(local_theta, head_dim, longest.min(max_positions)),
             activation,
             hidden_size: hidden,
             intermediate,
@@ -273,49 +242,30 @@ impl ModernBert {
         self.embeddings.dim(0).unwrap_or(0)
     }
 
-    /// `[T, T]` additive mask keeping |i - j| <= half_window.
-    fn window_mask(&self, t: usize, device: &Device) -> candle_core::Result<Tensor> {
-        let w = self.half_window;
-        let values: Vec<f32> = (0..t)
-            .flat_map(|i| (0..t).map(move |j| if i.abs_diff(j) <= w { 0.0 } else { MASKED }))
-            .collect();
-        Tensor::from_vec(values, (t, t), device)
+    pub(crate) fn widest_row(&self) -> usize {
+        (3 * self.hidden_size).max(2 * self.intermediate)
     }
 
-    pub(crate) fn forward(
-        &self,
-        ids: &Tensor,
-        attention_mask: &Tensor,
-    ) -> candle_core::Result<Tensor> {
-        let (b, t) = ids.dims2()?;
-        let hidden = self.hidden_size;
-        let x = self
-            .embeddings
-            .index_select(&ids.flatten_all()?, 0)?
-            .reshape((b, t, hidden))?;
+    pub(crate) fn forward(&self, batch: &Packed) -> candle_core::Result<Tensor> {
+        let x = self.embeddings.index_select(&batch.ids, 0)?;
         let mut x = self.embedding_norm.forward(&x)?;
-        let global_mask = AttentionMask::keys(attention_mask)?;
-        let local_mask = global_mask.restrict(&self.window_mask(t, ids.device())?)?;
         for layer in &self.layers {
             let normed = match &layer.attn_norm {
                 Some(norm) => norm.forward(&x)?,
                 None => x.clone(),
             };
-            let [q, k, v] = split_heads(&layer.qkv.forward(&normed)?, self.heads)?;
-            let (rope, mask) = if layer.global {
-                (&self.global_rope, &global_mask)
+            let qkv = layer.qkv.forward(&normed)?;
+            let (rope, window) = if layer.global {
+                (&self.global_rope, None)
             } else {
-                (&self.local_rope, &local_mask)
+                (&self.local_rope, Some(self.half_window))
             };
-            let context = merge_heads(&attention(&rope.apply(&q)?, &rope.apply(&k)?, &v, mask)?)?;
-            x = (x + layer.attn_out.forward(&context)?)?;
-            let inner = layer.mlp_in.forward(&layer.mlp_norm.forward(&x)?)?;
-            let input = inner.narrow(2, 0, self.intermediate)?;
-            let gate = inner.narrow(2, self.intermediate, self.intermediate)?;
-            let mlp = layer
-                .mlp_out
-                .forward(&(self.activation.apply(&input)? * gate)?)?;
-            x = (x + mlp)?;
+            let context = packed_attention(&qkv, &batch.spans, self.heads, Some(rope), window)?;
+            x = layer.attn_out.forward_residual(&context, &x)?;
+            let gated = layer
+                .mlp_in
+                .forward_gated(&layer.mlp_norm.forward(&x)?, self.activation)?;
+            x = layer.mlp_out.forward_residual(&gated, &x)?;
         }
         self.final_norm.forward(&x)
     }
