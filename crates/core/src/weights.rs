@@ -1,7 +1,7 @@
 //! Tensors out of a safetensors file, found by name whatever prefix or LayerNorm naming
 //! the checkpoint uses, checked against the shape the config implies, converted to f32.
 
-use candle_core::{DType, Device, Tensor};
+use candle_core::{Device, Tensor};
 use safetensors::SafeTensors;
 
 use crate::error::{Error, Result};
@@ -70,8 +70,12 @@ impl<'a> WeightStore<'a> {
         self.lookup(&format!("{}{name}", self.prefix)).is_some()
     }
 
-    /// Loads `name` (under the detected prefix) as f32 and checks its shape.
-    pub(crate) fn get(&self, name: &str, shape: &[usize]) -> Result<Tensor> {
+    /// The raw view of `name` (under the detected prefix), its shape checked.
+    fn view(
+        &self,
+        name: &str,
+        shape: &[usize],
+    ) -> Result<(String, safetensors::tensor::TensorView<'a>)> {
         let full = format!("{}{name}", self.prefix);
         let found = self.lookup(&full).ok_or_else(|| {
             Error::weights(
@@ -92,11 +96,29 @@ impl<'a> WeightStore<'a> {
                 ),
             ));
         }
-        let dtype = match view.dtype() {
-            safetensors::Dtype::F32 => DType::F32,
-            safetensors::Dtype::F16 => DType::F16,
-            safetensors::Dtype::BF16 => DType::BF16,
-            safetensors::Dtype::F64 => DType::F64,
+        Ok((found, view))
+    }
+
+    /// Decodes `name` to f32, transposed when `transpose` (a 2-d `[rows, cols]` tensor comes
+    /// back as `[cols, rows]`), checking on the way that every value is finite.
+    fn load(&self, name: &str, shape: &[usize], transpose: bool) -> Result<Tensor> {
+        let (found, view) = self.view(name, shape)?;
+        let (rows, cols) = match (transpose, shape) {
+            (true, &[rows, cols]) => (rows, cols),
+            _ => (1, shape.iter().product()),
+        };
+        let bytes = view.data();
+        let decoded = match view.dtype() {
+            safetensors::Dtype::F32 => decode::<4>(bytes, rows, cols, |b| f32::from_le_bytes(b)),
+            safetensors::Dtype::F16 => {
+                decode::<2>(bytes, rows, cols, |b| half::f16::from_le_bytes(b).to_f32())
+            }
+            safetensors::Dtype::BF16 => {
+                decode::<2>(bytes, rows, cols, |b| half::bf16::from_le_bytes(b).to_f32())
+            }
+            safetensors::Dtype::F64 => {
+                decode::<8>(bytes, rows, cols, |b| f64::from_le_bytes(b) as f32)
+            }
             other => {
                 return Err(Error::weights(
                     &self.file,
@@ -104,15 +126,32 @@ impl<'a> WeightStore<'a> {
                 ))
             }
         };
-        // NaN or infinity in a weight would silently poison every output.
-        if has_non_finite(dtype, view.data()) {
+        // NaN or infinity in a weight (or an f64 beyond f32's range) would silently poison
+        // every output.
+        let Some(values) = decoded else {
             return Err(Error::weights(
                 &self.file,
                 format!("tensor {found:?} holds NaN or infinite values; expected finite weights"),
             ));
-        }
-        let tensor = Tensor::from_raw_buffer(view.data(), dtype, shape, &self.device)?;
-        Ok(tensor.to_dtype(DType::F32)?)
+        };
+        let shape: Vec<usize> = if transpose {
+            vec![cols, rows]
+        } else {
+            shape.to_vec()
+        };
+        Ok(Tensor::from_vec(values, shape, &self.device)?)
+    }
+
+    /// Loads `name` (under the detected prefix) as f32 and checks its shape.
+    pub(crate) fn get(&self, name: &str, shape: &[usize]) -> Result<Tensor> {
+        self.load(name, shape, false)
+    }
+
+    /// Loads the 2-d tensor `name` of shape `[rows, cols]` as its f32 transpose `[cols, rows]`,
+    /// stored contiguously (a linear layer's `[out, in]` weight as the `[in, out]` matrix
+    /// the matmul streams best).
+    pub(crate) fn get_transposed(&self, name: &str, shape: [usize; 2]) -> Result<Tensor> {
+        self.load(name, &shape, true)
     }
 
     /// Loads `name` when present.
@@ -125,21 +164,55 @@ impl<'a> WeightStore<'a> {
     }
 }
 
-/// Whether raw little-endian floats hold a NaN or an infinity (all exponent bits set),
-/// checked on the bytes themselves: no conversion, no allocation, no overflow of a sum.
-fn has_non_finite(dtype: DType, bytes: &[u8]) -> bool {
-    fn any<const N: usize>(bytes: &[u8], exponent: u64) -> bool {
-        bytes.chunks_exact(N).any(|c| {
-            let mut word = [0u8; 8];
-            word[..N].copy_from_slice(c);
-            u64::from_le_bytes(word) & exponent == exponent
+/// Decodes `rows * cols` little-endian values of `N` bytes into f32, transposing a
+/// `[rows, cols]` matrix into `[cols, rows]` when `rows > 1`; `None` if any value is NaN or
+/// infinite (after the conversion to f32).
+fn decode<const N: usize>(
+    bytes: &[u8],
+    rows: usize,
+    cols: usize,
+    convert: impl Fn([u8; N]) -> f32 + Sync,
+) -> Option<Vec<f32>> {
+    use rayon::prelude::*;
+    let read = |i: usize| -> f32 {
+        let mut raw = [0u8; N];
+        raw.copy_from_slice(&bytes[i * N..(i + 1) * N]);
+        convert(raw)
+    };
+    if rows <= 1 {
+        let values: Vec<f32> = bytes
+            .chunks_exact(N)
+            .map(|c| {
+                let mut raw = [0u8; N];
+                raw.copy_from_slice(c);
+                convert(raw)
+            })
+            .collect();
+        let finite = values.iter().fold(true, |ok, x| ok & x.is_finite());
+        return finite.then_some(values);
+    }
+    // Tiles of the source, so that reads and writes both stay within a few cache lines;
+    // output rows (source columns) in parallel chunks.
+    const TILE: usize = 16;
+    let mut out = vec![0f32; rows * cols];
+    let finite = out
+        .par_chunks_mut(rows * TILE)
+        .enumerate()
+        .map(|(block, chunk)| {
+            let first = block * TILE;
+            let width = chunk.len() / rows;
+            let mut finite = true;
+            for r0 in (0..rows).step_by(TILE) {
+                for r in r0..(r0 + TILE).min(rows) {
+                    for c in 0..width {
+                        let x = read(r * cols + first + c);
+                        finite &= x.is_finite();
+                        chunk[c * rows + r] = x;
+                    }
+                }
+            }
+            finite
         })
-    }
-    match dtype {
-        DType::F32 => any::<4>(bytes, 0x7f80_0000),
-        DType::F16 => any::<2>(bytes, 0x7c00),
-        DType::BF16 => any::<2>(bytes, 0x7f80),
-        DType::F64 => any::<8>(bytes, 0x7ff0_0000_0000_0000),
-        _ => false,
-    }
+        .reduce(|| true, |a, b| a & b);
+    finite.then_some(out)
 }

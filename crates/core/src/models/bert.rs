@@ -88,9 +88,9 @@ impl Bert {
             let p = format!("encoder.layer.{i}");
             let part = |name: &str| -> Result<(Tensor, Tensor)> {
                 Ok((
-                    store.get(
+                    store.get_transposed(
                         &format!("{p}.attention.self.{name}.weight"),
-                        &[hidden, hidden],
+                        [hidden, hidden],
                     )?,
                     store.get(&format!("{p}.attention.self.{name}.bias"), &[hidden])?,
                 ))
@@ -100,7 +100,7 @@ impl Bert {
             let (vw, vb) = part("value")?;
             // One matmul for q, k and v.
             let qkv = Linear::new(
-                Tensor::cat(&[qw, kw, vw], 0)?,
+                Tensor::cat(&[qw, kw, vw], 1)?,
                 Some(Tensor::cat(&[qb, kb, vb], 0)?),
             )?;
             all.push(Layer {

@@ -38,20 +38,21 @@ impl Linear {
         out_features: usize,
         bias: bool,
     ) -> Result<Self> {
-        let weight = store.get(&format!("{name}.weight"), &[out_features, in_features])?;
+        let weight_t =
+            store.get_transposed(&format!("{name}.weight"), [out_features, in_features])?;
         let bias = if bias {
             Some(store.get(&format!("{name}.bias"), &[out_features])?)
         } else {
             None
         };
-        Self::new(weight, bias)
+        Self::new(weight_t, bias)
     }
 
-    pub(crate) fn new(weight: Tensor, bias: Option<Tensor>) -> Result<Self> {
-        // A transposed view, not a copy: the matmul reads the [out, in] storage as
-        // [in, out] through its strides at the same speed, and loading stays copy-free.
+    /// A layer from its weight already transposed to a contiguous `[in, out]`, the layout
+    /// the matmul streams best (gemm reads it row by row without repacking).
+    pub(crate) fn new(weight_t: Tensor, bias: Option<Tensor>) -> Result<Self> {
         Ok(Linear {
-            weight_t: weight.t()?,
+            weight_t,
             bias_host: bias.as_ref().map(Tensor::to_vec1).transpose()?,
             bias,
         })
