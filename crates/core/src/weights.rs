@@ -109,7 +109,7 @@ impl<'a> WeightStore<'a> {
         };
         let bytes = view.data();
         let decoded = match view.dtype() {
-            safetensors::Dtype::F32 => decode::<4>(bytes, rows, cols, |b| f32::from_le_bytes(b)),
+            safetensors::Dtype::F32 => decode::<4>(bytes, rows, cols, f32::from_le_bytes),
             safetensors::Dtype::F16 => {
                 decode::<2>(bytes, rows, cols, |b| half::f16::from_le_bytes(b).to_f32())
             }
