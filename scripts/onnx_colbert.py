@@ -56,11 +56,15 @@ def _token_text(value) -> str | None:
 class PyLateTokenizer:
     """Turns texts into the input_ids / attention_mask rows PyLate feeds its model."""
 
-    def __init__(self, model_dir: str | Path) -> None:
+    def __init__(self, model_dir: str | Path, **overrides) -> None:
+        """`overrides` take PyLate's arguments (query_length, skiplist_words, ...)."""
         folder = Path(model_dir)
         settings = dict(DEFAULTS)
         st_config = _read_json(folder / "config_sentence_transformers.json")
         settings.update({k: st_config[k] for k in DEFAULTS if st_config.get(k) is not None})
+        if unknown := set(overrides) - set(DEFAULTS):
+            raise TypeError(f"unknown settings {sorted(unknown)}")
+        settings.update({k: v for k, v in overrides.items() if v is not None})
         if settings["skiplist_words"] is None:
             settings["skiplist_words"] = list(string.punctuation)
         if not settings["do_query_expansion"]:
