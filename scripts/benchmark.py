@@ -497,6 +497,12 @@ def main() -> None:
         "onnxruntime": args.onnx_python,
     }
 
+    load_before = os.getloadavg()[0]
+    if load_before > 0.5:
+        print(
+            f"note: load average {load_before:.2f} before starting: figures may be noisy",
+            file=sys.stderr,
+        )
     texts, source = load_texts(args.texts, args.limit)
     OUT.mkdir(parents=True, exist_ok=True)
     texts_file = OUT / "texts.json"
@@ -541,14 +547,15 @@ def main() -> None:
             "warnings": [f"{', '.join(torch_used)} imported torch"] if torch_used else [],
         }
 
-    report = render(args, source, peak, peak_text, all_results, shapes, diffs, notes)
+    load = (load_before, os.getloadavg()[0])
+    report = render(args, source, peak, peak_text, all_results, shapes, diffs, notes, load)
     print(report)
     if args.write:
         args.write.write_text(report)
         print(f"wrote {args.write}", file=sys.stderr)
 
 
-def render(args, source, peak, peak_text, all_results, shapes, diffs, notes) -> str:
+def render(args, source, peak, peak_text, all_results, shapes, diffs, notes, load) -> str:
     info = machine()
     vers, pythons = {}, {}
     interpreters = {
@@ -586,6 +593,8 @@ def render(args, source, peak, peak_text, all_results, shapes, diffs, notes) -> 
         f"- peak: {peak_line}",
         "- versions: " + ", ".join(f"{k} {v}" for k, v in vers.items()),
         f"- latebird revision: {git_revision() or 'unknown'}",
+        f"- load average (1 min) before / after the run: {load[0]:.2f} / {load[1]:.2f}"
+        + (" (other work was running: figures are noisy)" if load[0] > 0.5 else ""),
         f"- texts: {source}; documents/s and queries/s are the best of up to {args.rounds} "
         f"passes (no new pass after {args.budget:.0f} s), latency over {args.latency_samples} "
         "single queries",
