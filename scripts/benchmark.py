@@ -288,8 +288,11 @@ def onnx_file(python: str, model: Path, threads: int) -> Path:
         if proc.returncode != 0:
             raise SystemExit(f"ONNX export failed:\n{proc.stderr[-3000:]}")
         for line in proc.stderr.splitlines():
-            if line.startswith(("wrote", "max abs diff")):
+            if line.startswith(("wrote", "max abs diff", "no check")):
                 print("  " + line, file=sys.stderr)
+        for stale in out.parent.glob(f"{model.name}-*.onnx"):
+            if stale != out:
+                stale.unlink()  # exports of older model files or an older exporter
     return out
 
 

@@ -100,6 +100,7 @@ def export(model, out: Path, opset: int) -> None:
                 verbose=False,
             )
         program.save(tmp, external_data=False)
+        os.chmod(tmp, 0o644)
         os.replace(tmp, out)
     finally:
         if os.path.exists(tmp):
