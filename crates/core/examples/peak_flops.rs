@@ -11,9 +11,7 @@
 //! five timed runs; the last line names the best ISA. Lines look like
 //! `avx512f: 2 threads, 24 accumulators x 16 lanes: 345.6 GFLOP/s`.
 //!
-//! The AVX-512 intrinsics are stable since Rust 1.89, one release past the library's MSRV
-//! (1.88): this example (only) needs 1.89 or later.
-#![allow(clippy::incompatible_msrv)]
+//! The AVX-512 intrinsics are stable since Rust 1.89 (the workspace's minimum).
 
 use std::hint::black_box;
 use std::sync::Barrier;
