@@ -24,6 +24,31 @@ impl Deref for Blob {
     }
 }
 
+impl Blob {
+    /// Tells the OS that the pages under `part` (a slice of this blob) are no longer needed,
+    /// once a tensor has been decoded out of them: the weights then count once in the
+    /// resident memory, not twice (mapped file and decoded copy).
+    pub(crate) fn release(&self, part: &[u8]) {
+        #[cfg(unix)]
+        if let Blob::Mapped(map) = self {
+            let start = map.as_ptr() as usize;
+            let Some(offset) = (part.as_ptr() as usize).checked_sub(start) else {
+                return;
+            };
+            if offset + part.len() > map.len() {
+                return;
+            }
+            // SAFETY: the map is a read-only file mapping: pages dropped here are read again
+            // from the file, unchanged, if anything touches them later.
+            let _ = unsafe {
+                map.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, offset, part.len())
+            };
+        }
+        #[cfg(not(unix))]
+        let _ = part;
+    }
+}
+
 /// A PyLate model folder, wherever it lives.
 #[derive(Clone)]
 pub(crate) enum Source {

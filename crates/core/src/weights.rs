@@ -5,10 +5,12 @@ use candle_core::{Device, Tensor};
 use safetensors::SafeTensors;
 
 use crate::error::{Error, Result};
+use crate::source::Blob;
 
 /// A parsed safetensors file borrowed from its bytes.
 pub(crate) struct WeightStore<'a> {
     file: String,
+    blob: &'a Blob,
     tensors: SafeTensors<'a>,
     prefix: String,
     device: Device,
@@ -16,7 +18,8 @@ pub(crate) struct WeightStore<'a> {
 
 impl<'a> WeightStore<'a> {
     /// Parses the header; a truncated or corrupt file is an error naming `file`.
-    pub(crate) fn parse(file: &str, bytes: &'a [u8], device: &Device) -> Result<Self> {
+    pub(crate) fn parse(file: &str, blob: &'a Blob, device: &Device) -> Result<Self> {
+        let bytes: &'a [u8] = blob;
         let tensors = SafeTensors::deserialize(bytes).map_err(|e| {
             Error::weights(
                 file,
@@ -25,6 +28,7 @@ impl<'a> WeightStore<'a> {
         })?;
         Ok(WeightStore {
             file: file.to_string(),
+            blob,
             tensors,
             prefix: String::new(),
             device: device.clone(),
@@ -134,6 +138,7 @@ impl<'a> WeightStore<'a> {
                 format!("tensor {found:?} holds NaN or infinite values; expected finite weights"),
             ));
         };
+        self.blob.release(bytes);
         let shape: Vec<usize> = if transpose {
             vec![cols, rows]
         } else {

@@ -4,7 +4,7 @@ pub(crate) mod bert;
 mod kernels;
 pub(crate) mod modernbert;
 
-use candle_core::{DType, Device, Tensor, D};
+use candle_core::{CpuStorage, DType, Device, Storage, Tensor, D};
 
 pub(crate) use kernels::Span;
 
@@ -64,6 +64,17 @@ impl Linear {
 
     /// `x W^T` of `[rows, in]`, without the bias.
     fn matmul(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        if on_cpu(x) && x.dim(0)? <= kernels::SMALL_ROWS {
+            let (storage, layout) = self.weight_t.storage_and_layout();
+            if let (Storage::Cpu(CpuStorage::F32(values)), Some((start, end))) =
+                (&*storage, layout.contiguous_offsets())
+            {
+                return x.contiguous()?.apply_op1_no_bwd(&kernels::SmallMatmul {
+                    weight: &values[start..end],
+                    n: self.out_features(),
+                });
+            }
+        }
         x.matmul(&self.weight_t)
     }
 

@@ -4,12 +4,14 @@
 
 mod attention;
 pub(crate) mod math;
+mod matmul;
 mod norm;
 
 use candle_core::{CpuStorage, CustomOp1, InplaceOp1, InplaceOp2, Layout, Shape};
 use rayon::prelude::*;
 
 pub(crate) use attention::{PackedAttention, Rope, Span};
+pub(crate) use matmul::{SmallMatmul, SMALL_ROWS};
 pub(crate) use norm::FusedLayerNorm;
 
 use crate::config::Activation;
