@@ -353,7 +353,7 @@ impl ColBERT {
             Vec::new()
         } else {
             let batch = Packed {
-                ids: Tensor::from_vec(ids, total, &self.device)?,
+                ids,
                 positions: Tensor::from_vec(positions, total, &self.device)?,
                 spans,
             };

@@ -172,10 +172,10 @@ impl Source {
 impl Source {
     /// Reads `dir/model.safetensors`, the weights of a module; `what` names them for the
     /// error, which points at a lone `pytorch_model.bin` when that is what the folder has.
-    pub(crate) fn read_weights(&self, dir: &str, what: &str) -> Result<(String, Blob)> {
+    pub(crate) fn read_weights(&self, dir: &str, what: &str) -> Result<(String, Arc<Blob>)> {
         let file = join(dir, "model.safetensors");
         match self.read_optional(&file)? {
-            Some(blob) => Ok((file, blob)),
+            Some(blob) => Ok((file, Arc::new(blob))),
             None => {
                 let expected = if self.exists(&join(dir, "pytorch_model.bin")) {
                     "only pytorch_model.bin is present; expected model.safetensors (convert it, \

@@ -6,11 +6,12 @@ use safetensors::SafeTensors;
 
 use crate::error::{Error, Result};
 use crate::source::Blob;
+use std::sync::Arc;
 
 /// A parsed safetensors file borrowed from its bytes.
 pub(crate) struct WeightStore<'a> {
     file: String,
-    blob: &'a Blob,
+    blob: &'a Arc<Blob>,
     tensors: SafeTensors<'a>,
     prefix: String,
     device: Device,
@@ -18,7 +19,7 @@ pub(crate) struct WeightStore<'a> {
 
 impl<'a> WeightStore<'a> {
     /// Parses the header; a truncated or corrupt file is an error naming `file`.
-    pub(crate) fn parse(file: &str, blob: &'a Blob, device: &Device) -> Result<Self> {
+    pub(crate) fn parse(file: &str, blob: &'a Arc<Blob>, device: &Device) -> Result<Self> {
         let bytes: &'a [u8] = blob;
         let tensors = SafeTensors::deserialize(bytes).map_err(|e| {
             Error::weights(
@@ -112,24 +113,8 @@ impl<'a> WeightStore<'a> {
             _ => (1, shape.iter().product()),
         };
         let bytes = view.data();
-        let decoded = match view.dtype() {
-            safetensors::Dtype::F32 => decode::<4>(bytes, rows, cols, f32::from_le_bytes),
-            safetensors::Dtype::F16 => {
-                decode::<2>(bytes, rows, cols, |b| half::f16::from_le_bytes(b).to_f32())
-            }
-            safetensors::Dtype::BF16 => {
-                decode::<2>(bytes, rows, cols, |b| half::bf16::from_le_bytes(b).to_f32())
-            }
-            safetensors::Dtype::F64 => {
-                decode::<8>(bytes, rows, cols, |b| f64::from_le_bytes(b) as f32)
-            }
-            other => {
-                return Err(Error::weights(
-                    &self.file,
-                    format!("tensor {found:?} has dtype {other:?}; expected F32, F16 or BF16"),
-                ))
-            }
-        };
+        let dtype = self.table_type(&found, &view)?;
+        let decoded = decode(dtype, bytes, rows, cols);
         // NaN or infinity in a weight (or an f64 beyond f32's range) would silently poison
         // every output.
         let Some(values) = decoded else {
@@ -147,6 +132,25 @@ impl<'a> WeightStore<'a> {
         Ok(Tensor::from_vec(values, shape, &self.device)?)
     }
 
+    fn table_type(
+        &self,
+        found: &str,
+        view: &safetensors::tensor::TensorView<'_>,
+    ) -> Result<TableType> {
+        Ok(match view.dtype() {
+            safetensors::Dtype::F32 => TableType::F32,
+            safetensors::Dtype::F16 => TableType::F16,
+            safetensors::Dtype::BF16 => TableType::BF16,
+            safetensors::Dtype::F64 => TableType::F64,
+            other => {
+                return Err(Error::weights(
+                    &self.file,
+                    format!("tensor {found:?} has dtype {other:?}; expected F32, F16 or BF16"),
+                ))
+            }
+        })
+    }
+
     /// Loads `name` (under the detected prefix) as f32 and checks its shape.
     pub(crate) fn get(&self, name: &str, shape: &[usize]) -> Result<Tensor> {
         self.load(name, shape, false)
@@ -159,6 +163,30 @@ impl<'a> WeightStore<'a> {
         self.load(name, &shape, true)
     }
 
+    /// An embedding matrix `[rows, cols]` left in the file's bytes: checked for finite
+    /// values now, its rows decoded only when [`EmbeddingTable::gather`] asks for them, so
+    /// the largest tensor of a model is neither copied nor kept resident as a whole.
+    pub(crate) fn get_table(&self, name: &str, shape: [usize; 2]) -> Result<EmbeddingTable> {
+        let (found, view) = self.view(name, &shape)?;
+        let bytes = view.data();
+        let dtype = self.table_type(&found, &view)?;
+        if !dtype.all_finite(bytes) {
+            return Err(Error::weights(
+                &self.file,
+                format!("tensor {found:?} holds NaN or infinite values; expected finite weights"),
+            ));
+        }
+        self.blob.release(bytes);
+        let blob_start = self.blob.as_ptr() as usize;
+        Ok(EmbeddingTable {
+            blob: Arc::clone(self.blob),
+            offset: bytes.as_ptr() as usize - blob_start,
+            dtype,
+            rows: shape[0],
+            cols: shape[1],
+        })
+    }
+
     /// Loads `name` when present.
     pub(crate) fn get_optional(&self, name: &str, shape: &[usize]) -> Result<Option<Tensor>> {
         if self.contains(name) {
@@ -169,55 +197,129 @@ impl<'a> WeightStore<'a> {
     }
 }
 
-/// Decodes `rows * cols` little-endian values of `N` bytes into f32, transposing a
-/// `[rows, cols]` matrix into `[cols, rows]` when `rows > 1`; `None` if any value is NaN or
-/// infinite (after the conversion to f32).
-fn decode<const N: usize>(
-    bytes: &[u8],
-    rows: usize,
-    cols: usize,
-    convert: impl Fn([u8; N]) -> f32 + Sync,
-) -> Option<Vec<f32>> {
+/// Decodes `rows * cols` little-endian values into f32, transposing a `[rows, cols]`
+/// matrix into `[cols, rows]` when `rows > 1`; `None` if any value is NaN or infinite (after
+/// the conversion to f32).
+fn decode(dtype: TableType, bytes: &[u8], rows: usize, cols: usize) -> Option<Vec<f32>> {
     use rayon::prelude::*;
-    let read = |i: usize| -> f32 {
-        let mut raw = [0u8; N];
-        raw.copy_from_slice(&bytes[i * N..(i + 1) * N]);
-        convert(raw)
-    };
+    let finite = |xs: &[f32]| xs.iter().fold(true, |ok, x| ok & x.is_finite());
     if rows <= 1 {
-        let values: Vec<f32> = bytes
-            .chunks_exact(N)
-            .map(|c| {
-                let mut raw = [0u8; N];
-                raw.copy_from_slice(c);
-                convert(raw)
-            })
-            .collect();
-        let finite = values.iter().fold(true, |ok, x| ok & x.is_finite());
-        return finite.then_some(values);
+        let mut values = vec![0f32; cols];
+        dtype.decode(bytes, &mut values);
+        return finite(&values).then_some(values);
     }
-    // Tiles of the source, so that reads and writes both stay within a few cache lines;
-    // output rows (source columns) in parallel chunks.
+    // Blocks of TILE source rows are decoded, then written out transposed: reads and
+    // writes both stay within a few cache lines per row; blocks in parallel.
     const TILE: usize = 16;
-    let mut out = vec![0f32; rows * cols];
-    let finite = out
-        .par_chunks_mut(rows * TILE)
-        .enumerate()
-        .map(|(block, chunk)| {
+    let row_bytes = cols * dtype.size();
+    let blocks: Vec<(Vec<f32>, bool)> = (0..rows.div_ceil(TILE))
+        .into_par_iter()
+        .map(|block| {
             let first = block * TILE;
-            let width = chunk.len() / rows;
-            let mut finite = true;
-            for r0 in (0..rows).step_by(TILE) {
-                for r in r0..(r0 + TILE).min(rows) {
-                    for c in 0..width {
-                        let x = read(r * cols + first + c);
-                        finite &= x.is_finite();
-                        chunk[c * rows + r] = x;
-                    }
+            let count = TILE.min(rows - first);
+            let mut tile = vec![0f32; count * cols];
+            dtype.decode(
+                &bytes[first * row_bytes..(first + count) * row_bytes],
+                &mut tile,
+            );
+            let ok = finite(&tile);
+            (tile, ok)
+        })
+        .collect();
+    if !blocks.iter().all(|(_, ok)| *ok) {
+        return None;
+    }
+    let mut out = vec![0f32; rows * cols];
+    out.par_chunks_mut(rows)
+        .enumerate()
+        .for_each(|(c, column)| {
+            for (block, (tile, _)) in blocks.iter().enumerate() {
+                let count = tile.len() / cols;
+                for r in 0..count {
+                    column[block * TILE + r] = tile[r * cols + c];
                 }
             }
-            finite
+        });
+    Some(out)
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum TableType {
+    F32,
+    F16,
+    BF16,
+    F64,
+}
+
+impl TableType {
+    fn size(self) -> usize {
+        match self {
+            TableType::F32 => 4,
+            TableType::F16 | TableType::BF16 => 2,
+            TableType::F64 => 8,
+        }
+    }
+
+    /// Decodes little-endian values into `out` (as many as it holds).
+    fn decode(self, bytes: &[u8], out: &mut [f32]) {
+        fn each<const N: usize>(bytes: &[u8], out: &mut [f32], f: impl Fn([u8; N]) -> f32) {
+            for (o, c) in out.iter_mut().zip(bytes.chunks_exact(N)) {
+                let mut raw = [0u8; N];
+                raw.copy_from_slice(c);
+                *o = f(raw);
+            }
+        }
+        match self {
+            TableType::F32 => each::<4>(bytes, out, f32::from_le_bytes),
+            TableType::F16 => each::<2>(bytes, out, |b| half::f16::from_le_bytes(b).to_f32()),
+            TableType::BF16 => each::<2>(bytes, out, |b| half::bf16::from_le_bytes(b).to_f32()),
+            TableType::F64 => each::<8>(bytes, out, |b| f64::from_le_bytes(b) as f32),
+        }
+    }
+}
+
+impl TableType {
+    /// Whether every value of `bytes` is finite once converted to f32, decoded a chunk at a
+    /// time in parallel (nothing is kept).
+    fn all_finite(self, bytes: &[u8]) -> bool {
+        use rayon::prelude::*;
+        const CHUNK: usize = 4096;
+        bytes.par_chunks(CHUNK * self.size()).all(|chunk| {
+            let mut values = [0f32; CHUNK];
+            let values = &mut values[..chunk.len() / self.size()];
+            self.decode(chunk, values);
+            values.iter().fold(true, |ok, x| ok & x.is_finite())
         })
-        .reduce(|| true, |a, b| a & b);
-    finite.then_some(out)
+    }
+}
+
+/// An embedding matrix read row by row out of the weights file's bytes (memory-mapped or
+/// shared), see [`WeightStore::get_table`].
+pub(crate) struct EmbeddingTable {
+    blob: Arc<Blob>,
+    offset: usize,
+    dtype: TableType,
+    rows: usize,
+    cols: usize,
+}
+
+impl EmbeddingTable {
+    pub(crate) fn rows(&self) -> usize {
+        self.rows
+    }
+
+    /// The rows of `ids`, as a `[ids.len(), cols]` f32 tensor.
+    pub(crate) fn gather(&self, ids: &[u32], device: &Device) -> candle_core::Result<Tensor> {
+        let width = self.cols * self.dtype.size();
+        let bytes = &self.blob[self.offset..self.offset + self.rows * width];
+        let mut out = vec![0f32; ids.len() * self.cols];
+        for (dst, &id) in out.chunks_exact_mut(self.cols.max(1)).zip(ids) {
+            let id = id as usize;
+            if id >= self.rows {
+                candle_core::bail!("token id {id} is outside the {} embedding rows", self.rows);
+            }
+            self.dtype.decode(&bytes[id * width..(id + 1) * width], dst);
+        }
+        Tensor::from_vec(out, (ids.len(), self.cols), device)
+    }
 }

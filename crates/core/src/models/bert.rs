@@ -5,7 +5,7 @@ use candle_core::Tensor;
 use super::{packed_attention, LayerNorm, Linear, Packed};
 use crate::config::{Activation, Fields};
 use crate::error::{Error, Result};
-use crate::weights::WeightStore;
+use crate::weights::{EmbeddingTable, WeightStore};
 
 struct Layer {
     qkv: Linear,
@@ -17,7 +17,7 @@ struct Layer {
 }
 
 pub(crate) struct Bert {
-    word_embeddings: Tensor,
+    word_embeddings: EmbeddingTable,
     position_embeddings: Tensor,
     token_type_embedding: Tensor,
     embedding_norm: LayerNorm,
@@ -69,7 +69,8 @@ impl Bert {
             "embeddings.word_embeddings.weight",
             &["", "bert.", "model.", "encoder."],
         )?;
-        let word_embeddings = store.get("embeddings.word_embeddings.weight", &[vocab, hidden])?;
+        let word_embeddings =
+            store.get_table("embeddings.word_embeddings.weight", [vocab, hidden])?;
         let position_embeddings = store.get(
             "embeddings.position_embeddings.weight",
             &[positions, hidden],
@@ -164,7 +165,7 @@ impl Bert {
     }
 
     pub(crate) fn vocab_size(&self) -> usize {
-        self.word_embeddings.dim(0).unwrap_or(0)
+        self.word_embeddings.rows()
     }
 
     pub(crate) fn widest_row(&self) -> usize {
@@ -173,7 +174,9 @@ impl Bert {
 
     pub(crate) fn forward(&self, batch: &Packed) -> candle_core::Result<Tensor> {
         // transformers' order: (words + token type) + positions.
-        let words = self.word_embeddings.index_select(&batch.ids, 0)?;
+        let words = self
+            .word_embeddings
+            .gather(&batch.ids, batch.positions.device())?;
         let x = (words.broadcast_add(&self.token_type_embedding)?
             + self.position_embeddings.index_select(&batch.positions, 0)?)?;
         let mut x = self.embedding_norm.forward(&x)?;

@@ -212,7 +212,7 @@ impl LayerNorm {
 /// Texts packed one after the other, without padding: token ids and positions `[T]` (u32)
 /// and where each text's rows are.
 pub(crate) struct Packed {
-    pub(crate) ids: Tensor,
+    pub(crate) ids: Vec<u32>,
     pub(crate) positions: Tensor,
     pub(crate) spans: Vec<Span>,
 }

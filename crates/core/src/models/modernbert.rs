@@ -6,7 +6,7 @@ use candle_core::Tensor;
 use super::{packed_attention, LayerNorm, Linear, Packed, Rotary};
 use crate::config::{Activation, Fields};
 use crate::error::{Error, Result};
-use crate::weights::WeightStore;
+use crate::weights::{EmbeddingTable, WeightStore};
 
 struct Layer {
     attn_norm: Option<LayerNorm>,
@@ -19,7 +19,7 @@ struct Layer {
 }
 
 pub(crate) struct ModernBert {
-    embeddings: Tensor,
+    embeddings: EmbeddingTable,
     embedding_norm: LayerNorm,
     layers: Vec<Layer>,
     final_norm: LayerNorm,
@@ -156,7 +156,7 @@ impl ModernBert {
             "embeddings.tok_embeddings.weight",
             &["", "model.", "backbone."],
         )?;
-        let embeddings = store.get("embeddings.tok_embeddings.weight", &[vocab, hidden])?;
+        let embeddings = store.get_table("embeddings.tok_embeddings.weight", [vocab, hidden])?;
         let embedding_norm = LayerNorm::load(&store, "embeddings.norm", hidden, norm_bias, eps)?;
         let mut all = Vec::with_capacity(layers);
         for (i, global) in kinds.into_iter().enumerate() {
@@ -239,7 +239,7 @@ impl ModernBert {
     }
 
     pub(crate) fn vocab_size(&self) -> usize {
-        self.embeddings.dim(0).unwrap_or(0)
+        self.embeddings.rows()
     }
 
     pub(crate) fn widest_row(&self) -> usize {
@@ -247,7 +247,9 @@ impl ModernBert {
     }
 
     pub(crate) fn forward(&self, batch: &Packed) -> candle_core::Result<Tensor> {
-        let x = self.embeddings.index_select(&batch.ids, 0)?;
+        let x = self
+            .embeddings
+            .gather(&batch.ids, batch.positions.device())?;
         let mut x = self.embedding_norm.forward(&x)?;
         for layer in &self.layers {
             let normed = match &layer.attn_norm {
