@@ -132,6 +132,8 @@ fn cpu_choice() -> (Isa, bool) {
     })
 }
 
+// Only the x86_64 builds have instruction sets to choose between.
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 pub(crate) fn isa() -> Isa {
     cpu_choice().0
 }
