@@ -255,7 +255,8 @@ def git_revision() -> str:
         return proc.stdout.strip() if proc.returncode == 0 else ""
 
     rev = git("rev-parse", "--short", "HEAD")
-    return f"{rev} (uncommitted changes)" if rev and git("status", "--porcelain") else rev
+    dirty = git("status", "--porcelain", "--untracked-files=no")
+    return f"{rev} (uncommitted changes)" if rev and dirty else rev
 
 
 # ---------------------------------------------------------------------------
@@ -603,7 +604,11 @@ def render(args, source, peak, peak_text, all_results, shapes, diffs, notes, loa
         "- versions: " + ", ".join(f"{k} {v}" for k, v in vers.items()),
         f"- latebird revision: {git_revision() or 'unknown'}",
         f"- load average (1 min) before / after the run: {load[0]:.2f} / {load[1]:.2f}"
-        + (" (other work was running: figures are noisy)" if load[0] > 0.5 else ""),
+        + (
+            " (the machine was busy in the minute before: figures may be noisy)"
+            if load[0] > 0.5
+            else ""
+        ),
         f"- texts: {source}; documents/s and queries/s are the best of up to {args.rounds} "
         f"passes (no new pass after {args.budget:.0f} s), latency over {args.latency_samples} "
         "single queries",
