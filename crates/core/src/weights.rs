@@ -208,38 +208,33 @@ fn decode(dtype: TableType, bytes: &[u8], rows: usize, cols: usize) -> Option<Ve
         dtype.decode(bytes, &mut values);
         return finite(&values).then_some(values);
     }
-    // Blocks of TILE source rows are decoded, then written out transposed: reads and
-    // writes both stay within a few cache lines per row; blocks in parallel.
+    // Each task decodes TILE source columns, row after row (one short run of bytes per row),
+    // into TILE rows of the output: one pass over the bytes, no intermediate copy.
     const TILE: usize = 16;
-    let row_bytes = cols * dtype.size();
-    let blocks: Vec<(Vec<f32>, bool)> = (0..rows.div_ceil(TILE))
-        .into_par_iter()
-        .map(|block| {
-            let first = block * TILE;
-            let count = TILE.min(rows - first);
-            let mut tile = vec![0f32; count * cols];
-            dtype.decode(
-                &bytes[first * row_bytes..(first + count) * row_bytes],
-                &mut tile,
-            );
-            let ok = finite(&tile);
-            (tile, ok)
-        })
-        .collect();
-    if !blocks.iter().all(|(_, ok)| *ok) {
-        return None;
-    }
+    let size = dtype.size();
     let mut out = vec![0f32; rows * cols];
-    out.par_chunks_mut(rows)
+    let finite = out
+        .par_chunks_mut(rows * TILE)
         .enumerate()
-        .for_each(|(c, column)| {
-            for (block, (tile, _)) in blocks.iter().enumerate() {
-                let count = tile.len() / cols;
-                for r in 0..count {
-                    column[block * TILE + r] = tile[r * cols + c];
+        .map(|(block, chunk)| {
+            let first = block * TILE;
+            let width = chunk.len() / rows;
+            let mut values = [0f32; TILE];
+            let mut ok = true;
+            for r in 0..rows {
+                let start = (r * cols + first) * size;
+                dtype.decode(&bytes[start..start + width * size], &mut values[..width]);
+                ok &= finite(&values[..width]);
+                for (j, &v) in values[..width].iter().enumerate() {
+                    chunk[j * rows + r] = v;
                 }
             }
-        });
+            ok
+        })
+        .reduce(|| true, |a, b| a & b);
+    if !finite {
+        return None;
+    }
     Some(out)
 }
 
