@@ -62,6 +62,14 @@ impl Linear {
         self.weight_t.dims().last().copied().unwrap_or(0)
     }
 
+    /// `y + b` with Candle ops (devices without the fused kernels).
+    fn add_bias(&self, y: Tensor) -> candle_core::Result<Tensor> {
+        match &self.bias {
+            Some(b) => y.broadcast_add(b),
+            None => Ok(y),
+        }
+    }
+
     /// `x W^T` of `[rows, in]`, without the bias.
     fn matmul(&self, x: &Tensor) -> candle_core::Result<Tensor> {
         if on_cpu(x) && x.dim(0)? <= kernels::SMALL_ROWS {
@@ -93,11 +101,7 @@ impl Linear {
             })?;
             return Ok(y);
         }
-        let y = match &self.bias {
-            Some(b) => y.broadcast_add(b)?,
-            None => y,
-        };
-        activation.apply(&y)
+        activation.apply(&self.add_bias(y)?)
     }
 
     /// `x W^T + b` of `[rows, in]`.
@@ -122,11 +126,7 @@ impl Linear {
             )?;
             return Ok(y);
         }
-        let y = match &self.bias {
-            Some(b) => y.broadcast_add(b)?,
-            None => y,
-        };
-        y + residual
+        self.add_bias(y)? + residual
     }
 
     /// GeGLU-style gated layer: the `2w` outputs split into `input` and `gate` halves,
@@ -145,10 +145,7 @@ impl Linear {
                 activation,
             });
         }
-        let y = match &self.bias {
-            Some(b) => y.broadcast_add(b)?,
-            None => y,
-        };
+        let y = self.add_bias(y)?;
         let input = y.narrow(1, 0, width)?;
         let gate = y.narrow(1, width, width)?;
         activation.apply(&input)? * gate
