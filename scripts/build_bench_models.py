@@ -31,11 +31,10 @@ from pathlib import Path
 import numpy as np
 from build_test_models import (
     IDENTITY,
-    PUNCTUATION,
-    ST_VERSIONS,
     Writer,
     _seed_of,
     _splitmix64,
+    colbert_settings,
     dense_config,
     json_bytes,
     modules_json,
@@ -179,21 +178,7 @@ def build(out: Path, tokenizer_from: Path) -> None:
         root,
         out.name,
         "config_sentence_transformers.json",
-        json_bytes(
-            {
-                "__version__": ST_VERSIONS,
-                "prompts": {"query": "", "document": ""},
-                "default_prompt_name": None,
-                "similarity_fn_name": "MaxSim",
-                "query_prefix": "[Q] ",
-                "document_prefix": "[D] ",
-                "query_length": 32,
-                "document_length": 180,
-                "attend_to_expansion_tokens": False,
-                "skiplist_words": PUNCTUATION,
-                "do_query_expansion": True,
-            }
-        ),
+        colbert_settings(query_length=32, document_length=180),
     )
     dense = uniform("bench-modernbert/1_Dense/linear.weight", (DENSE_OUT, HIDDEN), HIDDEN**-0.5)
     w.write(

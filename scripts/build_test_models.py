@@ -216,6 +216,26 @@ def modules_json(n_dense: int) -> bytes:
     return json_bytes(mods)
 
 
+def colbert_settings(query_length: int, document_length: int) -> bytes:
+    """config_sentence_transformers.json of a PyLate model with [Q]/[D] prefixes, query
+    expansion and the punctuation skiplist."""
+    return json_bytes(
+        {
+            "__version__": ST_VERSIONS,
+            "prompts": {"query": "", "document": ""},
+            "default_prompt_name": None,
+            "similarity_fn_name": "MaxSim",
+            "query_prefix": "[Q] ",
+            "document_prefix": "[D] ",
+            "query_length": query_length,
+            "document_length": document_length,
+            "attend_to_expansion_tokens": False,
+            "skiplist_words": PUNCTUATION,
+            "do_query_expansion": True,
+        }
+    )
+
+
 def dense_config(in_f: int, out_f: int, bias: bool, act: str, residual: bool) -> bytes:
     return json_bytes(
         {
@@ -361,21 +381,7 @@ def build_minilm(out: Path, w: Writer) -> None:
         out,
         name,
         "config_sentence_transformers.json",
-        json_bytes(
-            {
-                "__version__": ST_VERSIONS,
-                "prompts": {"query": "", "document": ""},
-                "default_prompt_name": None,
-                "similarity_fn_name": "MaxSim",
-                "query_prefix": "[Q] ",
-                "document_prefix": "[D] ",
-                "query_length": 32,
-                "document_length": 180,
-                "attend_to_expansion_tokens": False,
-                "skiplist_words": PUNCTUATION,
-                "do_query_expansion": True,
-            }
-        ),
+        colbert_settings(query_length=32, document_length=180),
     )
     dense_w = normal(
         "minilm-colbert/1_Dense/linear.weight", (128, hidden), std=hidden**-0.5
@@ -948,21 +954,7 @@ def build_modernbert(root: Path, w: Writer) -> None:
         root,
         name,
         "config_sentence_transformers.json",
-        json_bytes(
-            {
-                "__version__": ST_VERSIONS,
-                "prompts": {"query": "", "document": ""},
-                "default_prompt_name": None,
-                "similarity_fn_name": "MaxSim",
-                "query_prefix": "[Q] ",
-                "document_prefix": "[D] ",
-                "query_length": 20,
-                "document_length": 48,
-                "attend_to_expansion_tokens": False,
-                "skiplist_words": PUNCTUATION,
-                "do_query_expansion": True,
-            }
-        ),
+        colbert_settings(query_length=20, document_length=48),
     )
     w.write(
         root,
