@@ -34,7 +34,7 @@ cargo build --release --locked -p latebird-lambda --bin bootstrap
 stage="target/lambda/stage"
 rm -rf "$stage"
 mkdir -p "$stage"
-cp target/release/bootstrap "$stage/bootstrap"
+cp "$CARGO_TARGET_DIR/release/bootstrap" "$stage/bootstrap"
 strip "$stage/bootstrap"
 chmod 755 "$stage/bootstrap"
 

@@ -8,7 +8,7 @@
 # Toolchain: rustup's wasm32-unknown-unknown target when it is installed; otherwise Debian's
 # rustc-web/cargo-web with the standard library compiled from source (-Z build-std), because
 # rustup cannot download the prebuilt wasm32 standard library on the project's machines
-# (see docs/toolchain notes). That build uses its own target dir, target/wasm, so it never
+# (see docs/toolchain notes). That build uses its own target dir, so it never
 # invalidates the host build's cache.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,6 +16,8 @@ ROOT="$PWD"
 OUT="$ROOT/crates/wasm/pkg"
 TARGET=wasm32-unknown-unknown
 FEATURES="${LATEBIRD_WASM_FEATURES:-+simd128}"
+# Outside the clone, beside the native build cache (scripts/env.sh), so fresh clones reuse it.
+CACHE="${LATEBIRD_WASM_TARGET_DIR:-$HOME/.cache/latebird}"
 export PATH="$HOME/.cargo/bin:$PATH"
 
 say() { printf '[build_wasm] %s\n' "$*" >&2; }
@@ -48,13 +50,13 @@ apt_install() {
 start=$(date +%s)
 if command -v rustup >/dev/null 2>&1 && rustup target list --installed 2>/dev/null | grep -qx "$TARGET"; then
   say "rustup's $TARGET target"
-  TARGET_DIR="$ROOT/target/wasm-rustup"
+  TARGET_DIR="$CACHE/wasm-rustup"
   RUSTFLAGS="-C target-feature=$FEATURES" \
     cargo build --release --locked -p latebird-wasm --target "$TARGET" --target-dir "$TARGET_DIR"
 else
   say "Debian's rustc-web with the standard library built from source"
   apt_install rustc-web cargo-web rust-web-src rust-web-llvm lld-22
-  TARGET_DIR="$ROOT/target/wasm"
+  TARGET_DIR="$CACHE/wasm"
   # RUSTC_BOOTSTRAP lets Debian's stable cargo use -Z build-std (the only way to get a wasm32
   # std here); std is then compiled with the same target features as everything else.
   RUSTC=/usr/bin/rustc RUSTC_BOOTSTRAP=1 RUSTFLAGS="-C target-feature=$FEATURES" \

@@ -28,4 +28,7 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   echo "$want" > "$stamp"
 fi
 export PATH="$VENV/bin:$PATH"
+# Build outputs live outside the clone, so that a fresh clone (CI) reuses the compiled
+# dependencies of earlier runs on the same machine.
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/latebird/target}"
 export VIRTUAL_ENV="$VENV"
