@@ -9,6 +9,7 @@ from typing import Union, overload
 import numpy as np
 import numpy.typing as npt
 
+from ._arrays import positive_int
 from ._latebird import InvalidInputError, Model
 from ._progress import ProgressBar
 
@@ -26,12 +27,6 @@ def _check_texts(sentences: object) -> list[str]:
         if not isinstance(text, str):
             raise TypeError(f"sentences[{i}] is {type(text).__name__}; expected str")
     return texts
-
-
-def _check_positive_int(name: str, value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise InvalidInputError(f"invalid argument `{name}`: {value!r}; expected an integer >= 1")
-    return value
 
 
 def _looks_like_repo_id(name: str) -> bool:
@@ -204,8 +199,8 @@ class ColBERT:
         """
         single = isinstance(sentences, str)
         texts = _check_texts(sentences)
-        batch_size = _check_positive_int("batch_size", batch_size)
-        pool_factor = _check_positive_int("pool_factor", pool_factor)
+        batch_size = positive_int(batch_size, "batch_size")
+        pool_factor = positive_int(pool_factor, "pool_factor")
         if not convert_to_numpy or convert_to_tensor:
             raise InvalidInputError(
                 "latebird returns numpy arrays only (no PyTorch); "

@@ -198,6 +198,35 @@ def test_usage_errors(tmp_path: Path, files) -> None:
             "cannot be written to stdout",
         ),
         (["rank", "--model", MODEL, "--queries", str(files["queries"])], "--documents"),
+        # Numbers no machine can hold: the engine's message, not a traceback.
+        (
+            [
+                "encode",
+                "--model",
+                MODEL,
+                "--documents",
+                str(files["txt"]),
+                "--output",
+                out,
+                "--batch-size",
+                str(10**30),
+            ],
+            "`batch_size`",
+        ),
+        (
+            [
+                "rank",
+                "--model",
+                MODEL,
+                "--queries",
+                str(files["queries"]),
+                "--documents",
+                str(files["txt"]),
+                "--pool-factor",
+                str(10**30),
+            ],
+            "`pool_factor`",
+        ),
     ]
     for args, message in cases:
         r = run(*args)

@@ -43,6 +43,10 @@ impl Default for ColbertSettings {
     }
 }
 
+/// Largest integer a config file may give for a count, a size or a length (2^28): far above
+/// any real model's, and small enough that a few multiples of it fit a 32-bit `usize` (wasm).
+pub(crate) const MAX_CONFIG_INTEGER: usize = 1 << 28;
+
 /// Parses a JSON file of the model into an object.
 pub(crate) fn read_json(source: &Source, file: &str, why: &str) -> Result<Map<String, Value>> {
     let blob = source.read(file, why)?;
@@ -93,13 +97,21 @@ impl<'a> Fields<'a> {
         )
     }
 
+    /// A non-negative integer of at most [`MAX_CONFIG_INTEGER`]: no count, size or length in
+    /// a model's config comes near it, and the bound keeps arithmetic on these numbers
+    /// (`3 * hidden_size`, products of shapes) from overflowing before they are checked
+    /// against the weights.
     pub(crate) fn opt_usize(&self, key: &str) -> Result<Option<usize>> {
         match self.present(key) {
             None => Ok(None),
-            Some(v) => v
-                .as_u64()
-                .map(|n| Some(n as usize))
-                .ok_or_else(|| self.wrong(key, "a non-negative integer", v)),
+            Some(v) => match v.as_u64() {
+                Some(n) if n <= MAX_CONFIG_INTEGER as u64 => Ok(Some(n as usize)),
+                Some(n) => Err(Error::config(
+                    self.file,
+                    format!("`{key}` is {n}; expected an integer of at most {MAX_CONFIG_INTEGER}"),
+                )),
+                None => Err(self.wrong(key, "a non-negative integer", v)),
+            },
         }
     }
 

@@ -7,6 +7,7 @@ use candle_core::{Device, Tensor};
 
 use crate::config::{ColbertSettings, Modules};
 use crate::dense::DenseChain;
+use crate::embeddings::Embeddings;
 use crate::error::{Error, Result};
 use crate::models::{Backbone, Packed, Span};
 use crate::source::Source;
@@ -103,24 +104,6 @@ impl Options {
     }
 }
 
-/// One text's token embeddings: a row-major `[rows, dim]` f32 matrix.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Embeddings {
-    /// Number of token rows.
-    pub rows: usize,
-    /// Width of each row.
-    pub dim: usize,
-    /// `rows * dim` values, row after row.
-    pub data: Vec<f32>,
-}
-
-impl Embeddings {
-    /// Row `i` as a slice.
-    pub fn row(&self, i: usize) -> &[f32] {
-        &self.data[i * self.dim..(i + 1) * self.dim]
-    }
-}
-
 /// A loaded late-interaction model. Cheap to share across threads (`Send + Sync`).
 pub struct ColBERT {
     tokenizer: ColbertTokenizer,
@@ -163,8 +146,8 @@ impl ColBERT {
                 return Err(options.length_error(
                     name,
                     format!(
-                        "{length} exceeds the backbone's max_position_embeddings {}",
-                        backbone.max_positions()
+                        "{length} exceeds the backbone's {}",
+                        backbone.max_positions_note()
                     ),
                 ));
             }
@@ -362,8 +345,24 @@ impl ColBERT {
             let count = kept.len();
             let index = Tensor::from_vec(kept, count, &self.device)?;
             // Dense layers act row by row: only the rows that are returned are projected.
-            let projected = self.dense.forward(&hidden.index_select(&index, 0)?)?;
+            let selected = hidden.index_select(&index, 0)?;
+            let projected = self.dense.forward(&selected)?;
             let mut values: Vec<f32> = projected.flatten_all()?.to_vec1()?;
+            // Finite weights of huge magnitude can still overflow float32 in a layer; the
+            // normalisation would turn the infinities into NaN rows. Name the culprit instead
+            // (the check of the backbone's rows only runs on this error path).
+            if values.iter().any(|v| !v.is_finite()) {
+                let rows: Vec<f32> = selected.flatten_all()?.to_vec1()?;
+                let file = if rows.iter().all(|v| v.is_finite()) {
+                    "the Dense layers' model.safetensors"
+                } else {
+                    "model.safetensors (the backbone)"
+                };
+                return Err(Error::weights(
+                    file,
+                    "the model's output overflows float32 (NaN or infinite values); expected finite weights of moderate magnitude, as a trained model has",
+                ));
+            }
             // torch.nn.functional.normalize: x / max(||x||, 1e-12).
             for row in values.chunks_exact_mut(dim) {
                 let norm = row.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-12);

@@ -37,7 +37,10 @@ pub enum Error {
     },
 
     /// The backbone architecture is not one latebird implements.
-    #[error("{file}: unsupported architecture {found:?}; expected one of BertModel, BertForMaskedLM, ModernBertModel, ModernBertForMaskedLM (or model_type \"bert\" / \"modernbert\")")]
+    #[error(
+        "{file}: unsupported architecture {found:?}; expected {}",
+        crate::models::supported_architectures()
+    )]
     UnsupportedArchitecture {
         /// The file that names the architecture.
         file: String,
@@ -88,12 +91,60 @@ pub enum Error {
     /// A tensor operation failed inside the engine (a bug, not a user error).
     #[error("internal tensor error: {0}")]
     Tensor(#[from] candle_core::Error),
+
+    /// The engine panicked (a bug, not a user error); see [`catch_panic`].
+    #[error("internal error: {message}; please report it at https://github.com/latebird/latebird/issues")]
+    Internal {
+        /// The panic's message.
+        message: String,
+    },
+}
+
+/// The class of an [`Error`], which is all a binding needs to pick its exception type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// The model's files are missing, unreadable, malformed or inconsistent.
+    Load,
+    /// An argument or input given by the caller is out of range or inconsistent.
+    Input,
+    /// The caller's progress callback asked to stop.
+    Cancelled,
+    /// A bug in the engine.
+    Internal,
+}
+
+impl ErrorKind {
+    /// The exception name the bindings use for this kind (`ModelLoadError`,
+    /// `InvalidInputError`, `LatebirdError`).
+    pub fn exception_name(self) -> &'static str {
+        match self {
+            ErrorKind::Load => "ModelLoadError",
+            ErrorKind::Input => "InvalidInputError",
+            ErrorKind::Cancelled | ErrorKind::Internal => "LatebirdError",
+        }
+    }
 }
 
 /// The result type of the engine.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
+    /// The class of this error.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Error::MissingFile { .. }
+            | Error::Io { .. }
+            | Error::InvalidConfig { .. }
+            | Error::UnsupportedArchitecture { .. }
+            | Error::InvalidWeights { .. }
+            | Error::InvalidTokenizer { .. } => ErrorKind::Load,
+            Error::InvalidArgument { .. } | Error::Tokenization { .. } => ErrorKind::Input,
+            Error::Cancelled => ErrorKind::Cancelled,
+            Error::Tensor(_) | Error::Internal { .. } => ErrorKind::Internal,
+        }
+    }
+
     pub(crate) fn config(file: impl Into<String>, message: impl Into<String>) -> Self {
         Error::InvalidConfig {
             file: file.into(),
@@ -113,5 +164,53 @@ impl Error {
             name: name.into(),
             message: message.into(),
         }
+    }
+}
+
+/// Runs `f`, turning a panic inside it into [`Error::Internal`] instead of unwinding into the
+/// caller: a binding wraps each entry point with it so that a bug surfaces as an exception of
+/// the host language and the process (a Python interpreter, a server) lives on. The engine's
+/// models are immutable once loaded, so a model is still usable after a panic.
+pub fn catch_panic<T>(f: impl FnOnce() -> Result<T>) -> Result<T> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+        Ok(result) => result,
+        Err(payload) => Err(Error::Internal {
+            message: panic_message(payload.as_ref()),
+        }),
+    }
+}
+
+/// The text of a panic payload (`panic!("...")` gives a `&str` or a `String`).
+pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        format!("panic: {s}")
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        format!("panic: {s}")
+    } else {
+        "panic with a non-text payload".to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_panic_becomes_an_internal_error() {
+        let err = catch_panic::<()>(|| panic!("boom {}", 7)).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Internal);
+        let text = err.to_string();
+        assert!(text.starts_with("internal error: panic: boom 7"), "{text}");
+        assert!(text.contains("please report"), "{text}");
+        assert_eq!(catch_panic(|| Ok(3)).unwrap(), 3);
+    }
+
+    #[test]
+    fn kinds_pick_the_exception_names() {
+        let load = Error::config("config.json", "bad");
+        assert_eq!(load.kind().exception_name(), "ModelLoadError");
+        let input = Error::argument("batch_size", "is 0");
+        assert_eq!(input.kind().exception_name(), "InvalidInputError");
+        assert_eq!(Error::Cancelled.kind(), ErrorKind::Cancelled);
     }
 }

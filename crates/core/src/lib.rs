@@ -16,6 +16,7 @@
 
 mod config;
 mod dense;
+mod embeddings;
 mod encoder;
 mod error;
 mod models;
@@ -27,8 +28,9 @@ mod weights;
 
 pub use candle_core::Device;
 pub use config::{ColbertSettings, DEFAULT_SKIPLIST};
-pub use encoder::{ColBERT, Embeddings, Options};
-pub use error::{Error, Result};
+pub use embeddings::{AsMatrix, Embeddings, MatrixRef};
+pub use encoder::{ColBERT, Options};
+pub use error::{catch_panic, panic_message, Error, ErrorKind, Result};
 pub use pool::{pool, pool_hierarchical};
-pub use score::{maxsim, rerank, scores, top_k, AsMatrix, MatrixRef, Ranked, ScoreMatrix};
+pub use score::{maxsim, rerank, scores, top_k, Ranked, ScoreMatrix};
 pub use tokenize::{InputKind, TokenizedText};

@@ -22,9 +22,12 @@
 //! The output is the protected rows, then the clusters in scipy's label order, which is the
 //! order PyLate returns.
 
-use crate::encoder::Embeddings;
+use crate::embeddings::{check_finite, check_shape, AsMatrix, Embeddings, MatrixRef};
 use crate::error::{Error, Result};
-use crate::score::{check_finite, check_shape, AsMatrix, MatrixRef};
+
+/// Most rows one call pools: 16,384 rows need 134 million distances (1 GiB of f64), twice
+/// the longest document any ColBERT model encodes.
+pub(crate) const MAX_POOLED_ROWS: usize = 1 << 14;
 
 /// Pools a document's token embeddings with PyLate's defaults (`protected_tokens = 1`).
 ///
@@ -63,11 +66,39 @@ pub fn pool_hierarchical(
     if pool_factor == 1 || k >= n {
         return Ok(copy());
     }
+    if n > MAX_POOLED_ROWS {
+        return Err(Error::argument(
+            "embeddings",
+            format!(
+                "has {n} rows to pool; hierarchical pooling keeps all n * (n - 1) / 2 pairwise distances in memory, so at most {MAX_POOLED_ROWS} rows are accepted (a ColBERT document has at most its document_length)"
+            ),
+        ));
+    }
     let dim = m.dim;
     let (head, rest) = m.data.split_at(protected * dim);
     let to_pool = MatrixRef::new(n, dim, rest);
 
     let condensed = cosine_distances(to_pool);
+    // Finite rows of huge magnitude overflow float32 in the dot products: an infinite
+    // distance would leave the linkage without a nearest neighbour (and the means below
+    // would overflow too).
+    if let Some(at) = condensed.iter().position(|d| !d.is_finite()) {
+        // Back from the condensed index to the pair of rows (protected rows come first).
+        let (mut i, mut rest) = (0, at);
+        while rest >= n - 1 - i {
+            rest -= n - 1 - i;
+            i += 1;
+        }
+        return Err(Error::argument(
+            "embeddings",
+            format!(
+                "the distance 1 - cos between rows {} and {} is {} (float32 overflow in their dot product); expected embeddings of moderate magnitude (ColBERT's rows are L2-normalised)",
+                protected + i,
+                protected + i + 1 + rest,
+                condensed[at]
+            ),
+        ));
+    }
     let z = ward_linkage(&condensed, n);
     let labels = fcluster_maxclust(&z, n, k);
 
@@ -91,6 +122,16 @@ pub fn pool_hierarchical(
         let c = count as f32;
         data.extend(sum.iter().map(|s| s / c));
         rows += 1;
+    }
+    if let Some(at) = data.iter().position(|v| !v.is_finite()) {
+        return Err(Error::argument(
+            "embeddings",
+            format!(
+                "the mean of a cluster overflows float32 (pooled row {}, column {}); expected embeddings of moderate magnitude (ColBERT's rows are L2-normalised)",
+                at / dim,
+                at % dim
+            ),
+        ));
     }
     Ok(Embeddings { rows, dim, data })
 }

@@ -22,68 +22,8 @@
 use std::cmp::Ordering;
 use std::sync::atomic::{AtomicUsize, Ordering as AtomicOrdering};
 
-use crate::encoder::Embeddings;
+use crate::embeddings::{check_dim, check_matrix, AsMatrix, MatrixRef};
 use crate::error::{Error, Result};
-
-/// A borrowed row-major `[rows, dim]` f32 matrix: token embeddings from any source
-/// (an [`Embeddings`], a numpy or JS buffer) without copying.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct MatrixRef<'a> {
-    /// Number of rows.
-    pub rows: usize,
-    /// Width of each row.
-    pub dim: usize,
-    /// `rows * dim` values, row after row (checked by the functions that take the matrix).
-    pub data: &'a [f32],
-}
-
-impl<'a> MatrixRef<'a> {
-    /// A view of `data` as `rows` rows of `dim` values; nothing is checked until it is used.
-    pub fn new(rows: usize, dim: usize, data: &'a [f32]) -> Self {
-        MatrixRef { rows, dim, data }
-    }
-
-    /// Row `i`, or `None` when `i` is out of range or `data` is too short.
-    pub fn row(&self, i: usize) -> Option<&'a [f32]> {
-        let start = i.checked_mul(self.dim)?;
-        let end = start.checked_add(self.dim)?;
-        if i >= self.rows {
-            return None;
-        }
-        self.data.get(start..end)
-    }
-}
-
-impl<'a> From<&'a Embeddings> for MatrixRef<'a> {
-    fn from(e: &'a Embeddings) -> Self {
-        MatrixRef::new(e.rows, e.dim, &e.data)
-    }
-}
-
-/// Anything that can be seen as a row-major f32 matrix: [`Embeddings`], [`MatrixRef`] and
-/// references to them.
-pub trait AsMatrix {
-    /// The borrowed matrix view.
-    fn as_matrix(&self) -> MatrixRef<'_>;
-}
-
-impl AsMatrix for Embeddings {
-    fn as_matrix(&self) -> MatrixRef<'_> {
-        MatrixRef::from(self)
-    }
-}
-
-impl AsMatrix for MatrixRef<'_> {
-    fn as_matrix(&self) -> MatrixRef<'_> {
-        *self
-    }
-}
-
-impl<T: AsMatrix + ?Sized> AsMatrix for &T {
-    fn as_matrix(&self) -> MatrixRef<'_> {
-        (**self).as_matrix()
-    }
-}
 
 /// A dense `[queries, documents]` score matrix, row-major (one row per query).
 #[derive(Debug, Clone, PartialEq)]
@@ -142,6 +82,7 @@ pub fn maxsim(query: impl AsMatrix, document: impl AsMatrix) -> Result<f32> {
     check_matrix(d, || "document".to_string())?;
     check_dim(d, q.dim, || "document".to_string(), "query")?;
     let matrix = score_core(&[q], &[d], q.dim, 1);
+    let matrix = finite_scores(matrix, 1, |_, _| ("query".into(), "document".into()))?;
     Ok(matrix.first().copied().unwrap_or(0.0))
 }
 
@@ -157,7 +98,12 @@ pub fn scores<Q: AsMatrix, D: AsMatrix>(queries: &[Q], documents: &[D]) -> Resul
     let dim = check_all(&q, &d, "queries", |j| format!("documents[{j}]"))?;
     let data = match dim {
         Some(dim) if !q.is_empty() && !d.is_empty() => {
-            score_core(&q, &d, dim, candle_core::utils::get_num_threads())
+            let n_d = d.len();
+            finite_scores(
+                score_core(&q, &d, dim, candle_core::utils::get_num_threads()),
+                n_d,
+                |i, j| (format!("queries[{i}]"), format!("documents[{j}]")),
+            )?
         }
         _ => Vec::new(),
     };
@@ -242,7 +188,16 @@ where
         let scored = if docs.is_empty() {
             Vec::new()
         } else {
-            score_core(std::slice::from_ref(query), docs, query.dim, threads)
+            finite_scores(
+                score_core(std::slice::from_ref(query), docs, query.dim, threads),
+                docs.len(),
+                |_, j| {
+                    (
+                        format!("queries[{}]", out.len()),
+                        format!("documents[{}][{j}]", out.len()),
+                    )
+                },
+            )?
         };
         let ranked = list
             .as_ref()
@@ -279,7 +234,11 @@ pub fn top_k<Q: AsMatrix, D: AsMatrix>(
     if d.is_empty() {
         return Ok(Vec::new());
     }
-    let scored = score_core(&[q], &d, q.dim, candle_core::utils::get_num_threads());
+    let scored = finite_scores(
+        score_core(&[q], &d, q.dim, candle_core::utils::get_num_threads()),
+        d.len(),
+        |_, j| ("query".into(), format!("documents[{j}]")),
+    )?;
     let ranked = scored
         .into_iter()
         .enumerate()
@@ -290,6 +249,29 @@ pub fn top_k<Q: AsMatrix, D: AsMatrix>(
     Ok(ranked)
 }
 
+/// Checks that every score of a `[queries, documents]` matrix (`n_d` columns) is finite:
+/// finite inputs of huge magnitude can still overflow float32 in the dot products, which
+/// would rank as NaN or infinity. `names(i, j)` names the query and the document.
+fn finite_scores(
+    values: Vec<f32>,
+    n_d: usize,
+    names: impl Fn(usize, usize) -> (String, String),
+) -> Result<Vec<f32>> {
+    match values.iter().position(|v| !v.is_finite()) {
+        None => Ok(values),
+        Some(at) => {
+            let (query, document) = names(at / n_d.max(1), at % n_d.max(1));
+            Err(Error::argument(
+                document.clone(),
+                format!(
+                    "its MaxSim score against {query} is {} (float32 overflow); expected embeddings of moderate magnitude (ColBERT's rows are L2-normalised)",
+                    values[at]
+                ),
+            ))
+        }
+    }
+}
+
 /// Stable sort by decreasing score; NaN scores (only possible when products overflow) go last.
 fn sort_ranked<I>(mut ranked: Vec<Ranked<I>>) -> Vec<Ranked<I>> {
     ranked.sort_by(|a, b| match (a.score.is_nan(), b.score.is_nan()) {
@@ -297,75 +279,6 @@ fn sort_ranked<I>(mut ranked: Vec<Ranked<I>>) -> Vec<Ranked<I>> {
         (x, y) => x.cmp(&y),
     });
     ranked
-}
-
-/// Checks one matrix on its own: non-zero width, at least one row, consistent length, finite.
-pub(crate) fn check_matrix(m: MatrixRef<'_>, name: impl Fn() -> String) -> Result<()> {
-    check_shape(m, &name)?;
-    if m.rows == 0 {
-        return Err(Error::argument(
-            name(),
-            "has 0 rows; expected at least one token row",
-        ));
-    }
-    check_finite(m, name)
-}
-
-/// Width, length and overflow checks (zero rows allowed).
-pub(crate) fn check_shape(m: MatrixRef<'_>, name: &impl Fn() -> String) -> Result<()> {
-    if m.dim == 0 {
-        return Err(Error::argument(name(), "has dim 0; expected at least 1"));
-    }
-    match m.rows.checked_mul(m.dim) {
-        Some(len) if len == m.data.len() => Ok(()),
-        Some(len) => Err(Error::argument(
-            name(),
-            format!(
-                "holds {} values; expected rows * dim = {} * {} = {len}",
-                m.data.len(),
-                m.rows,
-                m.dim
-            ),
-        )),
-        None => Err(Error::argument(
-            name(),
-            format!("rows * dim = {} * {} overflows", m.rows, m.dim),
-        )),
-    }
-}
-
-/// Rejects NaN and infinite values, naming the first one's row and column.
-pub(crate) fn check_finite(m: MatrixRef<'_>, name: impl Fn() -> String) -> Result<()> {
-    if let Some(pos) = m.data.iter().position(|v| !v.is_finite()) {
-        let value = m.data.get(pos).copied().unwrap_or(f32::NAN);
-        return Err(Error::argument(
-            name(),
-            format!(
-                "value at row {}, column {} is {value}; expected finite values",
-                pos / m.dim,
-                pos % m.dim
-            ),
-        ));
-    }
-    Ok(())
-}
-
-fn check_dim(
-    m: MatrixRef<'_>,
-    dim: usize,
-    name: impl Fn() -> String,
-    reference: &str,
-) -> Result<()> {
-    if m.dim != dim {
-        return Err(Error::argument(
-            name(),
-            format!(
-                "has dim {} but {reference} has dim {dim}; expected equal widths",
-                m.dim
-            ),
-        ));
-    }
-    Ok(())
 }
 
 /// Checks every query and document; returns the common width (`None` when both are empty).
@@ -686,13 +599,6 @@ fn score_core(
         }
     }
     matrix
-}
-
-impl Embeddings {
-    /// A borrowed view for the scoring functions.
-    pub fn view(&self) -> MatrixRef<'_> {
-        MatrixRef::from(self)
-    }
 }
 
 #[cfg(test)]

@@ -3,7 +3,7 @@
 
 use std::collections::HashSet;
 
-use serde_json::{Map, Value};
+use serde_json::{json, Map, Value};
 use tokenizers::{Tokenizer, TruncationDirection, TruncationParams, TruncationStrategy};
 
 use crate::config::{parse_json_object, ColbertSettings};
@@ -66,6 +66,119 @@ fn token_content(map: &Map<String, Value>, key: &str) -> Option<String> {
     }
 }
 
+/// tokenizer.json as transformers 5 turns it into a tokenizer, when that differs from the file:
+/// `None` when the file is used as it is.
+///
+/// transformers 5 rebuilds the pipeline of a tokenizer class that has a constructor of its
+/// own, taking only the vocabulary from the file. For XLM-RoBERTa (`XLMRobertaTokenizer`,
+/// also what `XLMRobertaTokenizerFast` now loads) it keeps the `Precompiled` normalizer alone
+/// (dropping the ``` `` ```/`''` and repeated-space replacements that converted files
+/// hold), pre-tokenizes with WhitespaceSplit then Metaspace (prepend scheme "always", "never"
+/// when `add_prefix_space` is false), takes id 3 as UNK without byte fallback, and
+/// post-processes as `<s> $A </s>` with the configured BOS and EOS tokens. PyLate's output
+/// follows that pipeline: whitespace next to added tokens, `''` and ``` `` ``` tokenize
+/// differently from the file's own.
+fn rebuilt_as_transformers_does(
+    bytes: &[u8],
+    tokenizer_config: Option<&Map<String, Value>>,
+) -> Option<Vec<u8>> {
+    let config = tokenizer_config?;
+    let class = config.get("tokenizer_class").and_then(Value::as_str);
+    if !matches!(
+        class,
+        Some("XLMRobertaTokenizer" | "XLMRobertaTokenizerFast")
+    ) {
+        return None;
+    }
+    // A file that does not parse is left to the tokenizers crate to report.
+    let Ok(Value::Object(mut json)) = serde_json::from_slice::<Value>(bytes) else {
+        return None;
+    };
+    let model = json.get("model")?;
+    if model.get("type").and_then(Value::as_str) != Some("Unigram") {
+        return None;
+    }
+    let token = |key: &str, default: &str| {
+        token_content(config, key).unwrap_or_else(|| default.to_string())
+    };
+    let (bos, eos) = (token("bos_token", "<s>"), token("eos_token", "</s>"));
+    // The id of a token: an added token's, else its place in the Unigram vocabulary.
+    let id_of = |token: &str| -> Option<u64> {
+        let added = json.get("added_tokens").and_then(Value::as_array);
+        let found = added
+            .into_iter()
+            .flatten()
+            .find_map(|t| (t.get("content")?.as_str()? == token).then(|| t.get("id")?.as_u64())?);
+        found.or_else(|| {
+            let vocab = model.get("vocab")?.as_array()?;
+            let at = vocab
+                .iter()
+                .position(|entry| entry.get(0).and_then(Value::as_str) == Some(token))?;
+            Some(at as u64)
+        })
+    };
+    let post_processor = match (id_of(&bos), id_of(&eos)) {
+        (Some(bos_id), Some(eos_id)) => {
+            let special = |t: &str| json!({"SpecialToken": {"id": t, "type_id": 0}});
+            let sequence = |s: &str| json!({"Sequence": {"id": s, "type_id": 0}});
+            let mut tokens = Map::new();
+            tokens.insert(
+                bos.clone(),
+                json!({"id": bos, "ids": [bos_id], "tokens": [bos]}),
+            );
+            tokens.insert(
+                eos.clone(),
+                json!({"id": eos, "ids": [eos_id], "tokens": [eos]}),
+            );
+            Some(json!({
+                "type": "TemplateProcessing",
+                "single": [special(&bos), sequence("A"), special(&eos)],
+                "pair": [
+                    special(&bos), sequence("A"), special(&eos),
+                    special(&eos), sequence("B"), special(&eos),
+                ],
+                "special_tokens": tokens,
+            }))
+        }
+        _ => None,
+    };
+    let precompiled = json.get("normalizer").and_then(|n| {
+        let list = match n.get("type").and_then(Value::as_str) {
+            Some("Sequence") => n.get("normalizers")?.as_array()?.clone(),
+            _ => vec![n.clone()],
+        };
+        list.into_iter()
+            .find(|n| n.get("type").and_then(Value::as_str) == Some("Precompiled"))
+    });
+    let prepend = if config
+        .get("add_prefix_space")
+        .and_then(Value::as_bool)
+        .unwrap_or(true)
+    {
+        "always"
+    } else {
+        "never"
+    };
+    json.insert("normalizer".into(), precompiled.unwrap_or(Value::Null));
+    json.insert(
+        "pre_tokenizer".into(),
+        json!({
+            "type": "Sequence",
+            "pretokenizers": [
+                {"type": "WhitespaceSplit"},
+                {"type": "Metaspace", "replacement": "\u{2581}", "prepend_scheme": prepend, "split": true},
+            ],
+        }),
+    );
+    if let Some(post_processor) = post_processor {
+        json.insert("post_processor".into(), post_processor);
+    }
+    let model = json.get_mut("model")?.as_object_mut()?;
+    model.insert("unk_id".into(), json!(3));
+    model.insert("byte_fallback".into(), json!(false));
+    serde_json::to_vec(&Value::Object(json)).ok()
+}
+
 impl ColbertTokenizer {
     pub(crate) fn load(source: &Source, dir: &str, settings: ColbertSettings) -> Result<Self> {
         let file = join(dir, "tokenizer.json");
@@ -73,8 +186,28 @@ impl ColbertTokenizer {
             &file,
             "latebird needs the fast tokenizer file (save the model with a recent transformers)",
         )?;
-        let mut tokenizer =
-            Tokenizer::from_bytes(&*bytes).map_err(|e| Error::InvalidTokenizer {
+        let mut special: Vec<(String, Map<String, Value>)> = Vec::new();
+        for name in ["tokenizer_config.json", "special_tokens_map.json"] {
+            let path = join(dir, name);
+            if let Some(blob) = source.read_optional(&path)? {
+                special.push((path.clone(), parse_json_object(&path, &blob)?));
+            }
+        }
+        let tokenizer_config = special
+            .first()
+            .filter(|(path, _)| path.ends_with("tokenizer_config.json"))
+            .map(|(_, map)| map);
+        // tokenizers 0.22 panics (`expect("Helper")` in its decoder deserializer) on some
+        // malformed JSON instead of returning an error: check the syntax first.
+        if let Err(e) = serde_json::from_slice::<serde::de::IgnoredAny>(&bytes) {
+            return Err(Error::InvalidTokenizer {
+                file,
+                message: format!("not a valid tokenizers file: not valid JSON: {e}; expected a tokenizers JSON file"),
+            });
+        }
+        let rebuilt = rebuilt_as_transformers_does(&bytes[..], tokenizer_config);
+        let mut tokenizer = Tokenizer::from_bytes(rebuilt.as_deref().unwrap_or(&bytes[..]))
+            .map_err(|e| Error::InvalidTokenizer {
                 file: file.clone(),
                 message: format!("not a valid tokenizers file: {e}"),
             })?;
@@ -97,13 +230,6 @@ impl ColbertTokenizer {
             None => false,
         };
 
-        let mut special: Vec<(String, Map<String, Value>)> = Vec::new();
-        for name in ["tokenizer_config.json", "special_tokens_map.json"] {
-            let path = join(dir, name);
-            if let Some(blob) = source.read_optional(&path)? {
-                special.push((path.clone(), parse_json_object(&path, &blob)?));
-            }
-        }
         let named = |key: &str| -> Option<u32> {
             special
                 .iter()

@@ -71,6 +71,42 @@ impl<'a> WeightStore<'a> {
         names.contains(&legacy.as_str()).then_some(legacy)
     }
 
+    /// Checks a config's layer count against the numbered blocks `{stem}.0.`, `{stem}.1.`, ...
+    /// that the file holds (under the detected prefix), before anything is sized from it: a
+    /// config asking for more layers than the weights have is an error naming `config_file`
+    /// and `key`. Fewer is allowed, as in transformers (the extra layers are unused).
+    pub(crate) fn check_layer_count(
+        &self,
+        config_file: &str,
+        key: &str,
+        wanted: usize,
+        stem: &str,
+    ) -> Result<()> {
+        let lead = format!("{}{stem}.", self.prefix);
+        let mut present = std::collections::HashSet::new();
+        for name in self.tensors.names() {
+            let index = name
+                .strip_prefix(&lead)
+                .and_then(|rest| rest.split_once('.'))
+                .and_then(|(index, _)| index.parse::<usize>().ok());
+            if let Some(index) = index {
+                present.insert(index);
+            }
+        }
+        let held = (0..).take_while(|i| present.contains(i)).count();
+        if wanted > held {
+            return Err(Error::config(
+                config_file,
+                format!(
+                    "`{key}` is {wanted} but {} holds {held} layers ({lead}0 to {lead}{}); expected at most {held}",
+                    self.file,
+                    held.saturating_sub(1)
+                ),
+            ));
+        }
+        Ok(())
+    }
+
     pub(crate) fn contains(&self, name: &str) -> bool {
         self.lookup(&format!("{}{name}", self.prefix)).is_some()
     }

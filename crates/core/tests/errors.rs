@@ -1280,3 +1280,388 @@ fn queries_without_expansion() {
         check_rows(&out[i], text);
     }
 }
+
+// ---------------------------------------------------------------- absurd numbers in configs
+
+/// A config integer that would size an allocation (layers, positions, widths, windows) is
+/// checked against the weights or a bound before anything is allocated from it: the load
+/// fails with an error naming the key, never an allocation failure that aborts the process.
+#[test]
+fn absurd_config_integers_are_errors_not_aborts() {
+    let huge = json!(1_000_000_000u64);
+    let beyond = json!(u64::MAX);
+    let cases: Vec<(&str, &str, Value, &str)> = vec![
+        (
+            SMALL,
+            "num_hidden_layers",
+            huge.clone(),
+            "at most 268435456",
+        ),
+        (
+            SMALL,
+            "num_hidden_layers",
+            json!(100_000_000),
+            "holds 5 layers",
+        ),
+        (
+            BERT,
+            "num_hidden_layers",
+            json!(100_000_000),
+            "holds 6 layers",
+        ),
+        (SMALL, "num_hidden_layers", json!(6), "expected at most 5"),
+        (
+            SMALL,
+            "max_position_embeddings",
+            json!(1_000_000),
+            "at most 131072",
+        ),
+        (SMALL, "hidden_size", beyond.clone(), "at most 268435456"),
+        (
+            SMALL,
+            "intermediate_size",
+            beyond.clone(),
+            "at most 268435456",
+        ),
+        (SMALL, "vocab_size", beyond.clone(), "at most 268435456"),
+        (
+            SMALL,
+            "num_attention_heads",
+            beyond.clone(),
+            "at most 268435456",
+        ),
+        (
+            SMALL,
+            "local_attention",
+            beyond.clone(),
+            "at most 268435456",
+        ),
+        (
+            SMALL,
+            "global_attn_every_n_layers",
+            huge.clone(),
+            "at most 268435456",
+        ),
+        (BERT, "hidden_size", beyond.clone(), "at most 268435456"),
+        (
+            BERT,
+            "max_position_embeddings",
+            beyond.clone(),
+            "at most 268435456",
+        ),
+        (
+            BERT,
+            "type_vocab_size",
+            json!(100_000_000),
+            "expected [100000000, 384]",
+        ),
+    ];
+    for (model, key, value, expected) in cases {
+        let mut f = Fixture::new(model);
+        f.set_key("config.json", key, value);
+        let err = f
+            .load_files(opts())
+            .err()
+            .unwrap_or_else(|| panic!("{model} {key}: loaded"));
+        let message = err.to_string();
+        assert_eq!(
+            err.kind(),
+            latebird::ErrorKind::Load,
+            "{model} {key}: {message}"
+        );
+        assert!(message.contains(expected), "{model} {key}: {message}");
+        assert!(
+            message.contains(key) || key == "type_vocab_size",
+            "{model} {key}: {message}"
+        );
+    }
+}
+
+/// Fewer layers than the weights hold is what transformers loads too (the rest are unused).
+#[test]
+fn fewer_layers_than_the_weights_hold_load() {
+    let mut f = small();
+    f.set_key("config.json", "num_hidden_layers", json!(2));
+    let model = f.load_files(opts()).unwrap();
+    let out = model
+        .encode(&["two layers only"], InputKind::Document)
+        .unwrap();
+    assert!(out[0].data.iter().all(|v| v.is_finite()));
+}
+
+#[test]
+fn absurd_lengths_in_the_settings_file_or_options() {
+    for (key, value, expected) in [
+        (
+            "document_length",
+            json!(1_000_000_000_000u64),
+            "at most 268435456",
+        ),
+        (
+            "query_length",
+            json!(100_000_000u64),
+            "exceeds the backbone's max_position_embeddings",
+        ),
+        ("query_length", json!(-1), "expected a non-negative integer"),
+    ] {
+        let mut f = small();
+        f.set_key("config_sentence_transformers.json", key, value);
+        assert_error!(
+            f.load_files(opts()),
+            Error::InvalidConfig { .. },
+            ["config_sentence_transformers.json", key, expected]
+        );
+    }
+    for options in [
+        Options {
+            query_length: Some(usize::MAX),
+            ..opts()
+        },
+        Options {
+            document_length: Some(usize::MAX),
+            ..opts()
+        },
+    ] {
+        assert_load_error!(
+            small(),
+            options,
+            Error::InvalidArgument { .. },
+            ["length", "exceeds the backbone's max_position_embeddings"]
+        );
+    }
+}
+
+#[test]
+fn scores_that_overflow_float32_are_errors() {
+    let q = latebird::Embeddings {
+        rows: 1,
+        dim: 2,
+        data: vec![1e20, 1e20],
+    };
+    let d = q.clone();
+    assert_error!(
+        latebird::maxsim(&q, &d),
+        Error::InvalidArgument { .. },
+        ["document", "overflow"]
+    );
+    assert_error!(
+        latebird::scores(std::slice::from_ref(&q), std::slice::from_ref(&d)),
+        Error::InvalidArgument { .. },
+        ["documents[0]", "queries[0]", "overflow"]
+    );
+    assert_error!(
+        latebird::top_k(&q, std::slice::from_ref(&d), 3),
+        Error::InvalidArgument { .. },
+        ["documents[0]", "overflow"]
+    );
+    assert_error!(
+        latebird::rerank(std::slice::from_ref(&q), &[vec![d.clone()]], &[vec![7]]),
+        Error::InvalidArgument { .. },
+        ["documents[0][0]", "overflow"]
+    );
+}
+
+#[test]
+fn pooling_refuses_matrices_beyond_its_memory_bound() {
+    let rows = (1 << 14) + 2;
+    let m = latebird::Embeddings {
+        rows,
+        dim: 1,
+        data: vec![1.0; rows],
+    };
+    assert_error!(
+        latebird::pool(&m, 2),
+        Error::InvalidArgument { .. },
+        ["embeddings", "16384"]
+    );
+}
+
+#[test]
+fn a_panic_inside_the_engine_is_an_internal_error() {
+    let model = small().load_files(opts()).unwrap();
+    let err = latebird::catch_panic(|| -> latebird::Result<()> { panic!("injected") }).unwrap_err();
+    assert_eq!(err.kind(), latebird::ErrorKind::Internal);
+    assert!(err.to_string().contains("please report"));
+    // The model is immutable: it works after a panic elsewhere.
+    assert_eq!(
+        model
+            .encode(&["still fine"], InputKind::Query)
+            .unwrap()
+            .len(),
+        1
+    );
+}
+
+// ---------------------------------------------------------------- XLM-RoBERTa
+
+const XLMR: &str = "xlm-roberta";
+
+fn xlmr() -> Fixture {
+    Fixture::new(XLMR)
+}
+
+#[test]
+fn xlm_roberta_config_and_weights_errors() {
+    // More layers than the weights hold.
+    let mut f = xlmr();
+    f.set_key("config.json", "num_hidden_layers", json!(4));
+    assert_load_error!(
+        f,
+        opts(),
+        Error::InvalidConfig { .. },
+        ["config.json", "`num_hidden_layers` is 4", "holds 3 layers"]
+    );
+    // A position table of another size than the config says.
+    let mut f = xlmr();
+    f.set_key("config.json", "max_position_embeddings", json!(600));
+    assert_load_error!(
+        f,
+        opts(),
+        Error::InvalidWeights { .. },
+        [
+            "model.safetensors",
+            "embeddings.position_embeddings.weight",
+            "[514, 64]",
+            "[600, 64]"
+        ]
+    );
+    // No position left for tokens after the offset.
+    let mut f = xlmr();
+    f.set_key("config.json", "max_position_embeddings", json!(2));
+    assert_load_error!(
+        f,
+        opts(),
+        Error::InvalidConfig { .. },
+        [
+            "config.json",
+            "`max_position_embeddings` is 2",
+            "padding_idx"
+        ]
+    );
+    // 514 rows take 512 tokens: positions start at pad_token_id + 1 = 2.
+    let options = Options {
+        document_length: Some(513),
+        ..opts()
+    };
+    assert_load_error!(
+        xlmr(),
+        options,
+        Error::InvalidArgument { .. },
+        [
+            "document_length",
+            "513",
+            "max_position_embeddings 514 less the 2 rows up to padding_idx: 512 tokens"
+        ]
+    );
+    // With pad_token_id 0 the same table takes 513 tokens, the last at row 513.
+    let mut f = xlmr();
+    f.set_key("config.json", "pad_token_id", json!(0));
+    let options = Options {
+        document_length: Some(513),
+        ..opts()
+    };
+    let model = f
+        .load_files(options)
+        .expect("513 positions after padding_idx 0");
+    let long = "lighthouse ".repeat(600);
+    let out = model.encode(&[long.as_str()], InputKind::Document).unwrap();
+    assert!(out[0].rows > 500 && out[0].data.iter().all(|v| v.is_finite()));
+}
+
+/// An `XLMRobertaForMaskedLM` checkpoint (tensors under `roberta.`, an MLM head, no pooler)
+/// encodes as the `XLMRobertaModel` one does.
+#[test]
+fn xlm_roberta_masked_lm_checkpoint_loads_alike() {
+    let base = xlmr();
+    let mut f = base.clone();
+    f.set_key(
+        "config.json",
+        "architectures",
+        json!(["XLMRobertaForMaskedLM"]),
+    );
+    f.edit_tensors("model.safetensors", |tensors| {
+        let old = std::mem::take(tensors);
+        for (name, raw) in old {
+            if !name.starts_with("pooler.") {
+                tensors.insert(format!("roberta.{name}"), raw);
+            }
+        }
+        tensors.insert(
+            "lm_head.bias".into(),
+            common::RawTensor {
+                dtype: safetensors::Dtype::F16,
+                shape: vec![1003],
+                data: vec![0; 2 * 1003],
+            },
+        );
+    });
+    let texts = ["hello <pad> world <mask>", "Tokyo 東京, Zürich."];
+    for kind in [InputKind::Query, InputKind::Document] {
+        let a = base
+            .load_files(opts())
+            .unwrap()
+            .encode(&texts, kind)
+            .unwrap();
+        let b = f.load_files(opts()).unwrap().encode(&texts, kind).unwrap();
+        assert_eq!(a, b);
+    }
+}
+
+/// transformers 5 rebuilds an `XLMRobertaTokenizer`'s pipeline (normalizer: the Precompiled
+/// one only; pre-tokenizer: WhitespaceSplit then Metaspace) and PyLate runs that, not
+/// tokenizer.json's own; another tokenizer class keeps the file as it is.
+#[test]
+fn xlm_roberta_tokenizer_is_rebuilt_as_transformers_5_does() {
+    let rebuilt = xlmr().load_files(opts()).unwrap();
+    let mut f = xlmr();
+    f.set_key(
+        "tokenizer_config.json",
+        "tokenizer_class",
+        json!("PreTrainedTokenizerFast"),
+    );
+    let as_file = f.load_files(opts()).unwrap();
+    let tokens = |model: &ColBERT, text: &str| -> Vec<String> {
+        let ids = model.tokenize(text, InputKind::Document).unwrap().ids;
+        ids.iter()
+            .map(|&id| model.id_to_token(id).unwrap())
+            .collect()
+    };
+    // The file's Metaspace alone leaves a lone "▁" before an added token.
+    let ours = tokens(&rebuilt, "hello <pad>");
+    let file = tokens(&as_file, "hello <pad>");
+    assert_eq!(ours[ours.len() - 2], "<pad>");
+    assert_eq!(file[file.len() - 3..], ["\u{2581}", "<pad>", "</s>"]);
+    assert_eq!(file.len(), ours.len() + 1);
+    // The file's normalizer turns '' into "; the rebuilt pipeline has no normalizer.
+    assert!(tokens(&rebuilt, "''hi''").iter().any(|t| t.contains('\'')));
+    assert!(tokens(&as_file, "''hi''").iter().any(|t| t.contains('"')));
+}
+
+#[test]
+fn the_unsupported_architecture_message_lists_every_family() {
+    let mut f = xlmr();
+    f.set_key("config.json", "architectures", json!(["RobertaModel"]))
+        .set_key("config.json", "model_type", json!("roberta"));
+    assert_load_error!(
+        f,
+        opts(),
+        Error::UnsupportedArchitecture { .. },
+        [
+            "config.json",
+            "\"RobertaModel\"",
+            "BertForMaskedLM",
+            "ModernBertForMaskedLM",
+            "XLMRobertaModel, XLMRobertaForMaskedLM",
+            "\"xlm-roberta\""
+        ]
+    );
+    // An architecture of no family with a known model_type loads: transformers' AutoModel
+    // goes by model_type.
+    let mut f = xlmr();
+    f.set_key(
+        "config.json",
+        "architectures",
+        json!(["XLMRobertaForTokenClassification"]),
+    );
+    f.load_files(opts()).expect("model_type names the family");
+}

@@ -1,12 +1,12 @@
 //! Python adapter of latebird: argument conversion, GIL release, numpy out, exceptions.
 //! No engine logic lives here.
 
-use latebird::{ColBERT, Device, Error, InputKind, MatrixRef, Options};
+use latebird::{catch_panic, ColBERT, Device, Error, ErrorKind, InputKind, MatrixRef, Options};
 use numpy::{PyArray1, PyArray2, PyArrayMethods, PyReadonlyArray2, PyUntypedArrayMethods};
 use pyo3::create_exception;
-use pyo3::exceptions::PyException;
+use pyo3::exceptions::{PyException, PyOverflowError};
 use pyo3::prelude::*;
-use pyo3::types::PyDict;
+use pyo3::types::{PyBool, PyDict, PyString};
 
 create_exception!(
     _latebird,
@@ -116,17 +116,80 @@ fn hub_download(
 
 fn to_py_err(err: Error) -> PyErr {
     let message = err.to_string();
-    match err {
-        Error::MissingFile { .. }
-        | Error::Io { .. }
-        | Error::InvalidConfig { .. }
-        | Error::UnsupportedArchitecture { .. }
-        | Error::InvalidWeights { .. }
-        | Error::InvalidTokenizer { .. } => ModelLoadError::new_err(message),
-        Error::InvalidArgument { .. } | Error::Tokenization { .. } => {
-            InvalidInputError::new_err(message)
-        }
+    match err.kind() {
+        ErrorKind::Load => ModelLoadError::new_err(message),
+        ErrorKind::Input => InvalidInputError::new_err(message),
         _ => LatebirdError::new_err(message),
+    }
+}
+
+/// An integer argument as a `usize` of at least `min`: a Python `int` or anything with
+/// `__index__` (numpy integers), not a bool. Anything else, a negative number or one beyond
+/// what the platform can hold is an `InvalidInputError` naming the argument (pyo3's own
+/// conversion would raise a bare `OverflowError` or `TypeError` without the name).
+fn whole(name: &str, value: &Bound<'_, PyAny>, min: usize) -> PyResult<usize> {
+    let shown = || {
+        let text = value
+            .repr()
+            .map(|r| r.to_string())
+            .unwrap_or_else(|_| "?".into());
+        if text.chars().count() > 40 {
+            format!("{}...", text.chars().take(40).collect::<String>())
+        } else {
+            text
+        }
+    };
+    let invalid = |what: String| {
+        InvalidInputError::new_err(format!(
+            "invalid argument `{name}`: {what}; expected an integer >= {min}"
+        ))
+    };
+    if value.is_instance_of::<PyBool>() {
+        return Err(invalid(format!("is {}", shown())));
+    }
+    match value.extract::<i128>() {
+        Ok(n) => match usize::try_from(n) {
+            Ok(n) if n >= min => Ok(n),
+            Ok(_) => Err(invalid(format!("is {n}"))),
+            Err(_) if n < 0 => Err(invalid(format!("is {n}"))),
+            Err(_) => Err(invalid(format!(
+                "is {n}, more than this platform can address"
+            ))),
+        },
+        Err(e) if e.is_instance_of::<PyOverflowError>(value.py()) => {
+            Err(invalid(format!("is {}, far out of range", shown())))
+        }
+        Err(_) => {
+            let kind = value
+                .get_type()
+                .name()
+                .map(|n| n.to_string())
+                .unwrap_or_else(|_| "?".into());
+            Err(invalid(format!("is {} (a {kind})", shown())))
+        }
+    }
+}
+
+/// A text as UTF-8; a lone surrogate (which `json.loads` or `str` slicing can produce) has
+/// no UTF-8 form and is an `InvalidInputError` naming the text, not a `UnicodeEncodeError`.
+fn utf8(text: &Bound<'_, PyString>, name: &str) -> PyResult<String> {
+    text.to_cow().map(|c| c.into_owned()).map_err(|e| {
+        InvalidInputError::new_err(format!(
+            "invalid argument `{name}`: not valid Unicode text ({}); expected a str without lone surrogates",
+            e.value(text.py())
+        ))
+    })
+}
+
+/// [`whole`] for an optional argument (`None` stays `None`).
+fn optional_whole(
+    name: &str,
+    value: Option<&Bound<'_, PyAny>>,
+    min: usize,
+) -> PyResult<Option<usize>> {
+    match value {
+        Some(v) if !v.is_none() => whole(name, v, min).map(Some),
+        _ => Ok(None),
     }
 }
 
@@ -164,43 +227,60 @@ impl Model {
         py: Python<'_>,
         path: std::path::PathBuf,
         device: &str,
-        query_length: Option<usize>,
-        document_length: Option<usize>,
-        query_prefix: Option<String>,
-        document_prefix: Option<String>,
+        query_length: Option<&Bound<'_, PyAny>>,
+        document_length: Option<&Bound<'_, PyAny>>,
+        query_prefix: Option<Bound<'_, PyString>>,
+        document_prefix: Option<Bound<'_, PyString>>,
         attend_to_expansion_tokens: Option<bool>,
         do_query_expansion: Option<bool>,
-        skiplist_words: Option<Vec<String>>,
+        skiplist_words: Option<Vec<Bound<'_, PyString>>>,
     ) -> PyResult<Self> {
         let options = Options {
-            query_length,
-            document_length,
-            query_prefix,
-            document_prefix,
+            query_length: optional_whole("query_length", query_length, 1)?,
+            document_length: optional_whole("document_length", document_length, 1)?,
+            query_prefix: query_prefix.map(|p| utf8(&p, "query_prefix")).transpose()?,
+            document_prefix: document_prefix
+                .map(|p| utf8(&p, "document_prefix"))
+                .transpose()?,
             do_query_expansion,
             attend_to_expansion_tokens,
-            skiplist_words,
+            skiplist_words: skiplist_words
+                .map(|words| {
+                    words
+                        .iter()
+                        .enumerate()
+                        .map(|(i, w)| utf8(w, &format!("skiplist_words[{i}]")))
+                        .collect::<PyResult<Vec<_>>>()
+                })
+                .transpose()?,
             device: parse_device(device)?,
             ..Options::default()
         };
         let inner = py
-            .detach(|| ColBERT::from_folder(&path, options))
+            .detach(|| catch_panic(|| ColBERT::from_folder(&path, options)))
             .map_err(to_py_err)?;
         Ok(Model { inner })
     }
 
     /// Encodes `texts` into one float32 array `[n_tokens, dim]` each. `progress`, if given,
     /// is called with the number of texts done after each batch. Ctrl-C stops between batches.
-    #[pyo3(signature = (texts, is_query, batch_size, pool_factor=1, progress=None))]
+    #[pyo3(signature = (texts, is_query, batch_size, pool_factor=None, progress=None))]
     fn encode<'py>(
         &self,
         py: Python<'py>,
-        texts: Vec<String>,
+        texts: Vec<Bound<'py, PyString>>,
         is_query: bool,
-        batch_size: usize,
-        pool_factor: usize,
+        batch_size: &Bound<'py, PyAny>,
+        pool_factor: Option<&Bound<'py, PyAny>>,
         progress: Option<Py<PyAny>>,
     ) -> PyResult<Vec<Bound<'py, PyAny>>> {
+        let texts = texts
+            .iter()
+            .enumerate()
+            .map(|(i, t)| utf8(t, &format!("sentences[{i}]")))
+            .collect::<PyResult<Vec<String>>>()?;
+        let batch_size = whole("batch_size", batch_size, 1)?;
+        let pool_factor = optional_whole("pool_factor", pool_factor, 1)?.unwrap_or(1);
         let kind = if is_query {
             InputKind::Query
         } else {
@@ -223,8 +303,10 @@ impl Model {
                     }
                 })
             };
-            self.inner
-                .encode_pooled(&texts, kind, batch_size, pool_factor, &mut on_batch)
+            catch_panic(|| {
+                self.inner
+                    .encode_pooled(&texts, kind, batch_size, pool_factor, &mut on_batch)
+            })
         });
         let embeddings = match (result, interrupt) {
             (_, Some(err)) => return Err(err),
@@ -263,13 +345,18 @@ impl Model {
     }
 
     /// Token ids and attention mask of one text as it is fed to the model.
-    fn tokenize(&self, text: &str, is_query: bool) -> PyResult<(Vec<u32>, Vec<u32>)> {
+    fn tokenize(
+        &self,
+        text: &Bound<'_, PyString>,
+        is_query: bool,
+    ) -> PyResult<(Vec<u32>, Vec<u32>)> {
+        let text = &utf8(text, "text")?;
         let kind = if is_query {
             InputKind::Query
         } else {
             InputKind::Document
         };
-        let t = self.inner.tokenize(text, kind).map_err(to_py_err)?;
+        let t = catch_panic(|| self.inner.tokenize(text, kind)).map_err(to_py_err)?;
         Ok((t.ids, t.attention))
     }
 }
@@ -340,17 +427,19 @@ fn scores<'py>(
 ) -> PyResult<Bound<'py, PyArray2<f32>>> {
     let q = views(&queries, "queries_embeddings")?;
     let d = views(&documents, "documents_embeddings")?;
-    let matrix = py.detach(|| latebird::scores(&q, &d)).map_err(|e| {
-        to_py_err(renamed(e, |s| {
-            prefix(
-                s,
-                &[
-                    ("queries", "queries_embeddings"),
-                    ("documents", "documents_embeddings"),
-                ],
-            )
-        }))
-    })?;
+    let matrix = py
+        .detach(|| catch_panic(|| latebird::scores(&q, &d)))
+        .map_err(|e| {
+            to_py_err(renamed(e, |s| {
+                prefix(
+                    s,
+                    &[
+                        ("queries", "queries_embeddings"),
+                        ("documents", "documents_embeddings"),
+                    ],
+                )
+            }))
+        })?;
     // The Vec becomes the array's buffer: no copy.
     PyArray1::from_vec(py, matrix.data).reshape([matrix.queries, matrix.documents])
 }
@@ -364,7 +453,8 @@ fn maxsim(
 ) -> PyResult<f32> {
     let q = view(&query, &|| "query".to_string())?;
     let d = view(&document, &|| "document".to_string())?;
-    py.detach(|| latebird::maxsim(q, d)).map_err(to_py_err)
+    py.detach(|| catch_panic(|| latebird::maxsim(q, d)))
+        .map_err(to_py_err)
 }
 
 /// For each query, its candidates' positions and scores, best first (stable for ties).
@@ -382,17 +472,19 @@ fn rerank(
         .map(|(i, list)| views(list, &format!("documents_embeddings[{i}]")))
         .collect::<PyResult<Vec<_>>>()?;
     let ids: Vec<Vec<usize>> = d.iter().map(|list| (0..list.len()).collect()).collect();
-    let ranked = py.detach(|| latebird::rerank(&q, &d, &ids)).map_err(|e| {
-        to_py_err(renamed(e, |s| {
-            prefix(
-                s,
-                &[
-                    ("queries", "queries_embeddings"),
-                    ("documents", "documents_embeddings"),
-                ],
-            )
-        }))
-    })?;
+    let ranked = py
+        .detach(|| catch_panic(|| latebird::rerank(&q, &d, &ids)))
+        .map_err(|e| {
+            to_py_err(renamed(e, |s| {
+                prefix(
+                    s,
+                    &[
+                        ("queries", "queries_embeddings"),
+                        ("documents", "documents_embeddings"),
+                    ],
+                )
+            }))
+        })?;
     Ok(ranked
         .into_iter()
         .map(|list| list.into_iter().map(|r| (r.id, r.score)).collect())
@@ -405,11 +497,14 @@ fn top_k(
     py: Python<'_>,
     query: PyReadonlyArray2<'_, f32>,
     documents: Vec<PyReadonlyArray2<'_, f32>>,
-    k: usize,
+    k: &Bound<'_, PyAny>,
 ) -> PyResult<Vec<(usize, f32)>> {
+    let k = whole("k", k, 1)?;
     let q = view(&query, &|| "query".to_string())?;
     let d = views(&documents, "documents")?;
-    let ranked = py.detach(|| latebird::top_k(q, &d, k)).map_err(to_py_err)?;
+    let ranked = py
+        .detach(|| catch_panic(|| latebird::top_k(q, &d, k)))
+        .map_err(to_py_err)?;
     Ok(ranked.into_iter().map(|r| (r.id, r.score)).collect())
 }
 
@@ -419,26 +514,30 @@ fn top_k(
 fn pool_hierarchical<'py>(
     py: Python<'py>,
     documents: Vec<PyReadonlyArray2<'py, f32>>,
-    pool_factor: usize,
-    protected_tokens: usize,
+    pool_factor: &Bound<'py, PyAny>,
+    protected_tokens: &Bound<'py, PyAny>,
 ) -> PyResult<Vec<Bound<'py, PyAny>>> {
+    let pool_factor = whole("pool_factor", pool_factor, 1)?;
+    let protected_tokens = whole("protected_tokens", protected_tokens, 0)?;
     let d = views(&documents, "documents_embeddings")?;
     let pooled = py
         .detach(|| {
-            d.iter()
-                .enumerate()
-                .map(|(i, m)| {
-                    latebird::pool_hierarchical(m, pool_factor, protected_tokens).map_err(|e| {
-                        renamed(e, |s| {
-                            if s == "embeddings" {
-                                format!("documents_embeddings[{i}]")
-                            } else {
-                                s.to_string()
-                            }
+            catch_panic(|| {
+                d.iter()
+                    .enumerate()
+                    .map(|(i, m)| {
+                        latebird::pool_hierarchical(m, pool_factor, protected_tokens).map_err(|e| {
+                            renamed(e, |s| {
+                                if s == "embeddings" {
+                                    format!("documents_embeddings[{i}]")
+                                } else {
+                                    s.to_string()
+                                }
+                            })
                         })
                     })
-                })
-                .collect::<latebird::Result<Vec<_>>>()
+                    .collect::<latebird::Result<Vec<_>>>()
+            })
         })
         .map_err(to_py_err)?;
     pooled
@@ -451,6 +550,15 @@ fn pool_hierarchical<'py>(
         .collect()
 }
 
+/// Panics inside the engine on purpose, through the same guard as every entry point: the
+/// tests use it to check that an engine bug reaches Python as a `LatebirdError` and leaves the
+/// interpreter running. Not part of the API.
+#[pyfunction]
+fn _panic_for_tests(py: Python<'_>, message: &str) -> PyResult<()> {
+    py.detach(|| catch_panic(|| -> latebird::Result<()> { panic!("{message}") }))
+        .map_err(to_py_err)
+}
+
 #[pymodule]
 fn _latebird(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
@@ -461,6 +569,7 @@ fn _latebird(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(top_k, m)?)?;
     m.add_function(wrap_pyfunction!(pool_hierarchical, m)?)?;
     m.add_function(wrap_pyfunction!(hub_download, m)?)?;
+    m.add_function(wrap_pyfunction!(_panic_for_tests, m)?)?;
     m.add("LatebirdError", py.get_type::<LatebirdError>())?;
     m.add("ModelLoadError", py.get_type::<ModelLoadError>())?;
     m.add("InvalidInputError", py.get_type::<InvalidInputError>())?;

@@ -3,12 +3,13 @@
 //! function converts its arguments, calls the core and converts the result.
 
 use std::mem::MaybeUninit;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use js_sys::{
     Array, ArrayBuffer, Float32Array, Function, Object, Reflect, Uint32Array, Uint8Array,
 };
-use latebird::{ColBERT as Engine, Embeddings, Error, InputKind, Options, Ranked};
+use latebird::{ColBERT as Engine, Embeddings, Error, ErrorKind, InputKind, Options, Ranked};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 
@@ -132,19 +133,50 @@ extern "C" {
 /// class of failure as in the Python package (`ModelLoadError`, `InvalidInputError`,
 /// `LatebirdError`).
 fn js_error(err: Error) -> JsValue {
-    let name = match err {
-        Error::MissingFile { .. }
-        | Error::Io { .. }
-        | Error::InvalidConfig { .. }
-        | Error::UnsupportedArchitecture { .. }
-        | Error::InvalidWeights { .. }
-        | Error::InvalidTokenizer { .. } => "ModelLoadError",
-        Error::InvalidArgument { .. } | Error::Tokenization { .. } => "InvalidInputError",
-        _ => "LatebirdError",
-    };
-    let error = js_sys::Error::new(&err.to_string());
-    error.set_name(name);
+    named_error(err.kind(), &err.to_string())
+}
+
+fn named_error(kind: ErrorKind, message: &str) -> JsValue {
+    let error = js_sys::Error::new(message);
+    error.set_name(kind.exception_name());
     error.into()
+}
+
+/// Set once the engine has panicked in this instance.
+static PANICKED: AtomicBool = AtomicBool::new(false);
+
+/// Runs when the module is instantiated. The build aborts on panic (wasm32 cannot unwind), so
+/// a panic would end in a bare `unreachable` trap; this hook throws a `LatebirdError` instead
+/// (the JS exception leaves the wasm frames without running Rust code). Whatever the
+/// interrupted call held stays held, so the instance is marked unusable: every later call
+/// throws a `LatebirdError` saying so, rather than run on a state nobody can vouch for.
+#[wasm_bindgen(start)]
+pub fn start() {
+    std::panic::set_hook(Box::new(|info| {
+        PANICKED.store(true, Ordering::SeqCst);
+        let place = info
+            .location()
+            .map(|l| format!(" at {}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        let message = format!(
+            "{}{place}; this WebAssembly instance can no longer be used: instantiate the module again",
+            Error::Internal {
+                message: latebird::panic_message(info.payload()),
+            }
+        );
+        wasm_bindgen::throw_val(named_error(ErrorKind::Internal, &message));
+    }));
+}
+
+/// Refuses to run in an instance that has panicked (see [`start`]).
+fn usable() -> Result<(), JsValue> {
+    if PANICKED.load(Ordering::SeqCst) {
+        return Err(named_error(
+            ErrorKind::Internal,
+            "an earlier internal error (a panic) left this WebAssembly instance in an unknown state; instantiate the module again",
+        ));
+    }
+    Ok(())
 }
 
 /// An [`Error::InvalidArgument`] raised by the adapter itself (a JS value of the wrong type).
@@ -214,6 +246,16 @@ fn optional<T>(
 }
 
 fn string(value: &JsValue, name: &str) -> Result<String, JsValue> {
+    // A lone surrogate cannot become UTF-8: the conversion would replace it with U+FFFD and
+    // encode a different text than the caller gave.
+    if let Some(text) = value.dyn_ref::<js_sys::JsString>() {
+        if !text.is_well_formed() {
+            return Err(invalid(
+                name,
+                "holds a lone surrogate (malformed UTF-16); expected well-formed text",
+            ));
+        }
+    }
     value
         .as_string()
         .ok_or_else(|| invalid(name, format!("is {}; expected a string", describe(value))))
@@ -441,6 +483,7 @@ impl Model {
         files: &ModelFiles,
         options: Option<ColBERTOptions>,
     ) -> Result<Model, JsValue> {
+        usable()?;
         let options = read_options(options)?;
         let files = read_files(files)?;
         let engine = Engine::from_files(files, options).map_err(js_error)?;
@@ -489,6 +532,7 @@ impl Model {
         #[wasm_bindgen(js_name = poolFactor)] pool_factor: Option<f64>,
         #[wasm_bindgen(js_name = onProgress)] on_progress: Option<JsProgress>,
     ) -> Result<JsEmbeddingsList, JsValue> {
+        usable()?;
         let texts = strings(texts, "texts")?;
         let pool_factor = match pool_factor {
             Some(v) => whole(&JsValue::from_f64(v), "pool_factor")?,
@@ -537,9 +581,11 @@ impl Model {
     /// each token.
     pub fn tokenize(
         &self,
-        text: &str,
+        text: &js_sys::JsString,
         #[wasm_bindgen(js_name = isQuery)] is_query: bool,
     ) -> Result<JsTokenized, JsValue> {
+        usable()?;
+        let text = &string(text, "text")?;
         let kind = if is_query {
             InputKind::Query
         } else {
@@ -568,6 +614,7 @@ impl Model {
 /// MaxSim score of one query against one document.
 #[wasm_bindgen]
 pub fn maxsim(query: &JsEmbeddings, document: &JsEmbeddings) -> Result<f64, JsValue> {
+    usable()?;
     let q = read_matrix(query, &|| "query".into())?;
     let d = read_matrix(document, &|| "document".into())?;
     latebird::maxsim(&q, &d).map(f64::from).map_err(js_error)
@@ -579,6 +626,7 @@ pub fn scores(
     queries: &JsEmbeddingsList,
     documents: &JsEmbeddingsList,
 ) -> Result<JsScoreMatrix, JsValue> {
+    usable()?;
     let q = read_matrices(queries, "queries")?;
     let d = read_matrices(documents, "documents")?;
     let matrix = latebird::scores(&q, &d).map_err(js_error)?;
@@ -598,6 +646,7 @@ pub fn rerank(
     documents: &JsEmbeddingsLists,
     ids: &JsIdLists,
 ) -> Result<JsRankedLists, JsValue> {
+    usable()?;
     let q = read_matrices(queries, "queries")?;
     let d: Vec<Vec<Embeddings>> = array(documents, "documents")?
         .iter()
@@ -624,6 +673,7 @@ pub fn top_k(
     documents: &JsEmbeddingsList,
     k: f64,
 ) -> Result<JsRankedList, JsValue> {
+    usable()?;
     let q = read_matrix(query, &|| "query".into())?;
     let d = read_matrices(documents, "documents")?;
     let k = whole(&JsValue::from_f64(k), "k")?;
@@ -644,10 +694,19 @@ pub fn pool(
     embeddings: &JsEmbeddings,
     #[wasm_bindgen(js_name = poolFactor)] pool_factor: f64,
 ) -> Result<JsEmbeddings, JsValue> {
+    usable()?;
     let m = read_matrix(embeddings, &|| "embeddings".into())?;
     let factor = whole(&JsValue::from_f64(pool_factor), "pool_factor")?;
     let pooled = latebird::pool(&m, factor).map_err(js_error)?;
     Ok(embeddings_object(&pooled).unchecked_into())
+}
+
+/// Panics inside the engine on purpose: the tests use it to check that a panic reaches JS as a
+/// `LatebirdError` and that the instance then refuses further calls. Not part of the API.
+#[wasm_bindgen(js_name = _panicForTests)]
+pub fn panic_for_tests(message: &str) -> Result<(), JsValue> {
+    usable()?;
+    panic!("{message}")
 }
 
 /// The package version and the WebAssembly features this build uses.

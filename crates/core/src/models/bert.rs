@@ -1,4 +1,5 @@
-//! BERT (post-norm) as transformers' `BertModel` computes it, pooler unused.
+//! BERT (post-norm) as transformers' `BertModel` computes it, pooler unused. XLM-RoBERTa
+//! (`super::xlm_roberta`) is this network with other position ids.
 
 use candle_core::Tensor;
 
@@ -28,8 +29,20 @@ pub(crate) struct Bert {
     intermediate: usize,
 }
 
+/// Name prefixes a BERT checkpoint's tensors may carry.
+const PREFIXES: &[&str] = &["", "bert.", "model.", "encoder."];
+
 impl Bert {
-    pub(crate) fn load(config: &Fields, mut store: WeightStore) -> Result<Self> {
+    pub(crate) fn load(config: &Fields, store: WeightStore) -> Result<Self> {
+        Self::load_with_prefixes(config, store, PREFIXES)
+    }
+
+    /// Loads the network from tensors named under one of `prefixes` (tried in order).
+    pub(crate) fn load_with_prefixes(
+        config: &Fields,
+        mut store: WeightStore,
+        prefixes: &[&str],
+    ) -> Result<Self> {
         let hidden = config.usize("hidden_size")?;
         let heads = config.usize("num_attention_heads")?;
         let layers = config.usize("num_hidden_layers")?;
@@ -65,10 +78,8 @@ impl Bert {
                 "type_vocab_size is 0; expected at least 1",
             ));
         }
-        store.detect_prefix(
-            "embeddings.word_embeddings.weight",
-            &["", "bert.", "model.", "encoder."],
-        )?;
+        store.detect_prefix("embeddings.word_embeddings.weight", prefixes)?;
+        store.check_layer_count(config.file, "num_hidden_layers", layers, "encoder.layer")?;
         let word_embeddings =
             store.get_table("embeddings.word_embeddings.weight", [vocab, hidden])?;
         let position_embeddings = store.get(
@@ -173,12 +184,22 @@ impl Bert {
     }
 
     pub(crate) fn forward(&self, batch: &Packed) -> candle_core::Result<Tensor> {
+        self.forward_at(batch, &batch.positions)
+    }
+
+    /// The forward pass with the position ids `positions` (`[T]`, u32) instead of the
+    /// batch's 0, 1, ... per text.
+    pub(crate) fn forward_at(
+        &self,
+        batch: &Packed,
+        positions: &Tensor,
+    ) -> candle_core::Result<Tensor> {
         // transformers' order: (words + token type) + positions.
         let words = self
             .word_embeddings
-            .gather(&batch.ids, batch.positions.device())?;
+            .gather(&batch.ids, positions.device())?;
         let x = (words.broadcast_add(&self.token_type_embedding)?
-            + self.position_embeddings.index_select(&batch.positions, 0)?)?;
+            + self.position_embeddings.index_select(positions, 0)?)?;
         let mut x = self.embedding_norm.forward(&x)?;
         for layer in &self.layers {
             let qkv = layer.qkv.forward(&x)?;

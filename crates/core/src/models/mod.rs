@@ -3,6 +3,7 @@
 pub(crate) mod bert;
 mod kernels;
 pub(crate) mod modernbert;
+pub(crate) mod xlm_roberta;
 
 use candle_core::{CpuStorage, DType, Device, Storage, Tensor, D};
 
@@ -363,15 +364,80 @@ fn attention(
     weights.matmul(v)
 }
 
-/// A backbone, chosen from `config.json`.
+/// A backbone, chosen from `config.json` among [`FAMILIES`].
 pub(crate) enum Backbone {
     Bert(bert::Bert),
     ModernBert(modernbert::ModernBert),
+    XlmRoberta(xlm_roberta::XlmRoberta),
+}
+
+/// A backbone family latebird implements, as `config.json` names it.
+pub(crate) struct Family {
+    /// The family's name, for messages.
+    pub(crate) name: &'static str,
+    /// transformers class names that `architectures` may give first.
+    pub(crate) architectures: &'static [&'static str],
+    /// transformers' `model_type`.
+    pub(crate) model_type: &'static str,
+    /// Loads the backbone from its config and weights; the `usize` is the longest sequence
+    /// it will be given.
+    load: fn(&Fields, WeightStore, usize) -> Result<Backbone>,
+}
+
+/// Every backbone family, in the order they are tried.
+pub(crate) const FAMILIES: &[Family] = &[
+    Family {
+        name: "BERT",
+        architectures: &["BertModel", "BertForMaskedLM"],
+        model_type: "bert",
+        load: |config, store, _| Ok(Backbone::Bert(bert::Bert::load(config, store)?)),
+    },
+    Family {
+        name: "ModernBERT",
+        architectures: &["ModernBertModel", "ModernBertForMaskedLM"],
+        model_type: "modernbert",
+        load: |config, store, longest| {
+            Ok(Backbone::ModernBert(modernbert::ModernBert::load(
+                config, store, longest,
+            )?))
+        },
+    },
+    Family {
+        name: "XLM-RoBERTa",
+        architectures: &["XLMRobertaModel", "XLMRobertaForMaskedLM"],
+        model_type: "xlm-roberta",
+        load: |config, store, _| {
+            Ok(Backbone::XlmRoberta(xlm_roberta::XlmRoberta::load(
+                config, store,
+            )?))
+        },
+    },
+];
+
+/// What [`FAMILIES`] accepts, for [`Error::UnsupportedArchitecture`]: `one of BERT
+/// (BertModel, BertForMaskedLM, or model_type "bert"), ...`.
+pub(crate) fn supported_architectures() -> String {
+    let families: Vec<String> = FAMILIES
+        .iter()
+        .map(|f| {
+            format!(
+                "{} ({}, or model_type {:?})",
+                f.name,
+                f.architectures.join(", "),
+                f.model_type
+            )
+        })
+        .collect();
+    format!("one of {}", families.join(", "))
 }
 
 impl Backbone {
     /// Loads the backbone in `dir`; `longest` is the longest sequence it will be given
     /// (rotary tables are computed that far, within `max_position_embeddings`).
+    ///
+    /// The family is the one whose class names hold the first of `architectures`, else the
+    /// one of `model_type` (which is what transformers' AutoModel goes by: a checkpoint saved
+    /// as, say, `BertForPreTraining` is still a BERT).
     pub(crate) fn load(
         source: &Source,
         dir: &str,
@@ -386,40 +452,30 @@ impl Backbone {
             .opt_strings("architectures")?
             .and_then(|a| a.into_iter().next());
         let model_type = fields.opt_str("model_type")?.map(String::from);
-        let family = match (architecture.as_deref(), model_type.as_deref()) {
-            (Some(a), _) if a.starts_with("ModernBert") => "modernbert",
-            (Some(a), _) if a.starts_with("Bert") => "bert",
-            (Some(a), _) => {
-                return Err(Error::UnsupportedArchitecture {
-                    file,
-                    found: a.to_string(),
-                })
-            }
-            (None, Some("modernbert")) => "modernbert",
-            (None, Some("bert")) => "bert",
-            (None, other) => {
-                return Err(Error::UnsupportedArchitecture {
-                    file,
-                    found: other
-                        .unwrap_or("nothing: neither `architectures` nor `model_type` is set")
-                        .to_string(),
-                })
-            }
+        let by_architecture = architecture
+            .as_deref()
+            .and_then(|a| FAMILIES.iter().find(|f| f.architectures.contains(&a)));
+        let by_model_type = model_type
+            .as_deref()
+            .and_then(|t| FAMILIES.iter().find(|f| f.model_type == t));
+        let Some(family) = by_architecture.or(by_model_type) else {
+            return Err(Error::UnsupportedArchitecture {
+                file,
+                found: architecture.or(model_type).unwrap_or_else(|| {
+                    "nothing: neither `architectures` nor `model_type` is set".to_string()
+                }),
+            });
         };
         let (weights_file, blob) = source.read_weights(dir, "the backbone's weights")?;
         let store = WeightStore::parse(&weights_file, &blob, device)?;
-        match family {
-            "bert" => Ok(Backbone::Bert(bert::Bert::load(&fields, store)?)),
-            _ => Ok(Backbone::ModernBert(modernbert::ModernBert::load(
-                &fields, store, longest,
-            )?)),
-        }
+        (family.load)(&fields, store, longest)
     }
 
     pub(crate) fn hidden_size(&self) -> usize {
         match self {
             Backbone::Bert(m) => m.hidden_size(),
             Backbone::ModernBert(m) => m.hidden_size(),
+            Backbone::XlmRoberta(m) => m.hidden_size(),
         }
     }
 
@@ -428,6 +484,7 @@ impl Backbone {
         match self {
             Backbone::Bert(m) => m.vocab_size(),
             Backbone::ModernBert(m) => m.vocab_size(),
+            Backbone::XlmRoberta(m) => m.vocab_size(),
         }
     }
 
@@ -436,6 +493,17 @@ impl Backbone {
         match self {
             Backbone::Bert(m) => m.max_positions(),
             Backbone::ModernBert(m) => m.max_positions(),
+            Backbone::XlmRoberta(m) => m.max_positions(),
+        }
+    }
+
+    /// Where [`Backbone::max_positions`] comes from, for messages:
+    /// `max_position_embeddings 512`, or for XLM-RoBERTa
+    /// `max_position_embeddings 514 less the 2 rows up to padding_idx: 512 tokens`.
+    pub(crate) fn max_positions_note(&self) -> String {
+        match self {
+            Backbone::XlmRoberta(m) => m.max_positions_note(),
+            _ => format!("max_position_embeddings {}", self.max_positions()),
         }
     }
 
@@ -444,6 +512,7 @@ impl Backbone {
         match self {
             Backbone::Bert(m) => m.forward(batch),
             Backbone::ModernBert(m) => m.forward(batch),
+            Backbone::XlmRoberta(m) => m.forward(batch),
         }
     }
 
@@ -452,6 +521,7 @@ impl Backbone {
         match self {
             Backbone::Bert(m) => m.widest_row(),
             Backbone::ModernBert(m) => m.widest_row(),
+            Backbone::XlmRoberta(m) => m.widest_row(),
         }
     }
 }

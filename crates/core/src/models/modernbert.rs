@@ -8,6 +8,11 @@ use crate::config::{Activation, Fields};
 use crate::error::{Error, Result};
 use crate::weights::{EmbeddingTable, WeightStore};
 
+/// Longest sequence a config may declare. Rotary positions have no weights to check a
+/// config's `max_position_embeddings` against, and the rotary tables grow with it: 2^17
+/// (131,072) is well beyond any ModernBERT checkpoint's context (8,192 today).
+const MAX_POSITIONS: usize = 1 << 17;
+
 struct Layer {
     attn_norm: Option<LayerNorm>,
     qkv: Linear,
@@ -149,13 +154,20 @@ impl ModernBert {
                 format!("hidden_size {hidden} / num_attention_heads {heads} must give an even head size"),
             ));
         }
-        let (kinds, global_theta, local_theta) = layer_plan(config, layers)?;
-        let head_dim = hidden / heads;
-
+        if max_positions > MAX_POSITIONS {
+            return Err(Error::config(
+                file,
+                format!("`max_position_embeddings` is {max_positions}; expected at most {MAX_POSITIONS}"),
+            ));
+        }
         store.detect_prefix(
             "embeddings.tok_embeddings.weight",
             &["", "model.", "backbone."],
         )?;
+        store.check_layer_count(file, "num_hidden_layers", layers, "layers")?;
+        let (kinds, global_theta, local_theta) = layer_plan(config, layers)?;
+        let head_dim = hidden / heads;
+
         let embeddings = store.get_table("embeddings.tok_embeddings.weight", [vocab, hidden])?;
         let embedding_norm = LayerNorm::load(&store, "embeddings.norm", hidden, norm_bias, eps)?;
         let mut all = Vec::with_capacity(layers);
