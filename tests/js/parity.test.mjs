@@ -25,9 +25,9 @@ const filesOf = (name) => {
   return folders.get(name);
 };
 
-test('references cover BERT and both ModernBERT config dialects', () => {
+test('references cover BERT, both ModernBERT config dialects and XLM-RoBERTa', () => {
   const models = new Set(references.map((f) => f.split('__')[0]));
-  for (const name of ['minilm-colbert', 'modernbert-v4', 'modernbert-v5']) {
+  for (const name of ['minilm-colbert', 'modernbert-v4', 'modernbert-v5', 'xlm-roberta']) {
     assert.ok(models.has(name), `no reference for ${name}`);
   }
 });

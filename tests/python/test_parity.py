@@ -40,3 +40,9 @@ def test_tokenization_matches_pylate(path):
             ids, mask = model.tokenize(text, is_query=is_query)
             assert ids == ref.tensors[f"{key}_ids.{i}"].tolist(), f"{key} {i} {text!r}"
             assert mask == ref.tensors[f"{key}_mask.{i}"].tolist(), f"{key} {i} {text!r}"
+
+
+def test_references_cover_every_backbone_family():
+    models = {load_reference(p).model for p in reference_paths()}
+    for name in ("minilm-colbert", "modernbert-v4", "modernbert-v5", "xlm-roberta"):
+        assert name in models, f"no reference for {name}"
