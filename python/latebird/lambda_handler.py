@@ -20,6 +20,7 @@ from .scores import colbert_scores
 
 FIELDS = {"queries", "documents", "document_ids", "top_k", "pool_factor", "return"}
 RETURNS = ("ranking", "scores", "embeddings")
+_U64_MAX = 2**64 - 1  # the largest top_k the Rust function reads (a u64)
 
 
 def _model_folder() -> str:
@@ -57,12 +58,14 @@ def _bad(message: str) -> _Failure:
     return _Failure(400, "InvalidRequest", message)
 
 
-def _positive(request: dict, name: str, default: int) -> int:
+def _positive(request: dict, name: str, default: int, maximum: int | None = None) -> int:
     value = request.get(name, default)
     if value is None:
         return default
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise _bad(f"{name}: invalid value {value!r}; expected a non-negative integer")
+    if maximum is not None and value > maximum:
+        raise _bad(f"{name}: invalid value {value!r}; expected at most {maximum}")
     if value == 0:
         raise _bad(f'"{name}" is 0; expected at least 1')
     return value
@@ -110,7 +113,7 @@ def _run(request: Any) -> dict:
             "PayloadTooLarge",
             f"{chars} characters of text; at most {MAX_CHARS} per request (LATEBIRD_MAX_CHARS)",
         )
-    top_k = _positive(request, "top_k", 10)
+    top_k = _positive(request, "top_k", 10, maximum=_U64_MAX)
     pool_factor = _positive(request, "pool_factor", 1)
     ids = request.get("document_ids")
     if ids is not None and (not isinstance(ids, list) or len(ids) != len(documents)):
@@ -163,10 +166,12 @@ def handler(event: Any, context: Any = None) -> dict:
     if isinstance(event, dict) and ("requestContext" in event or "httpMethod" in event):
         body = event.get("body") or ""
         try:
+            if not isinstance(body, str):
+                raise ValueError(f"expected a string, got {type(body).__name__}")
             if event.get("isBase64Encoded"):
-                body = base64.b64decode(body).decode("utf-8")
+                body = base64.b64decode(body, validate=True).decode("utf-8")
             request = json.loads(body)
-        except (ValueError, UnicodeDecodeError) as e:
+        except (ValueError, RecursionError) as e:  # RecursionError: nested too deeply
             answer = {
                 "statusCode": 400,
                 "error": {"type": "InvalidRequest", "message": f"body is not JSON: {e}"},

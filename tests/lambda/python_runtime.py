@@ -42,7 +42,14 @@ def main() -> None:
     while True:
         with OPENER.open(BASE + "/invocation/next") as response:
             request_id = response.headers["Lambda-Runtime-Aws-Request-Id"]
-            event = json.loads(response.read())
+            body = response.read()
+        try:
+            event = json.loads(body)
+        except Exception as e:  # as the managed runtime: an invocation error, keep serving
+            post(f"/invocation/{request_id}/error",
+                 {"errorType": "Runtime.UnmarshalError",
+                  "errorMessage": f"Unable to unmarshal input: {e}"})  # fmt: skip
+            continue
         try:
             result = handler(event, None)
         except Exception as e:

@@ -83,6 +83,16 @@ impl Handler {
         Ok(Handler { model, limits })
     }
 
+    /// [`Handler::handle`] for an event given as its JSON text: JSON that serde_json cannot
+    /// read (a lone surrogate escape such as `"\ud800"`, nesting deeper than 128 levels) is
+    /// a bad request like any other, answered with a 400.
+    pub fn handle_json(&self, event: &str) -> Value {
+        match serde_json::from_str::<Value>(event) {
+            Ok(event) => self.handle(event),
+            Err(e) => failure_json(&bad_request(format!("the event is not valid JSON: {e}"))),
+        }
+    }
+
     /// Answers a direct invocation (the request object itself) or an HTTP event (API Gateway,
     /// function URL: the request in `body`, the answer as an HTTP response).
     pub fn handle(&self, event: Value) -> Value {
@@ -109,7 +119,14 @@ impl Handler {
 
     fn answer(&self, request: Value) -> Value {
         let start = Instant::now();
-        match self.run(request) {
+        // A bug in the engine answers this request with a 500 and leaves the function serving.
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.run(request)))
+            .unwrap_or_else(|payload| {
+                Err(internal(latebird::Error::Internal {
+                    message: latebird::panic_message(payload.as_ref()),
+                }))
+            });
+        match outcome {
             Ok(mut answer) => {
                 answer["statusCode"] = json!(200);
                 answer["elapsed_ms"] = json!(start.elapsed().as_secs_f64() * 1e3);
@@ -125,8 +142,9 @@ impl Handler {
                 "expected a JSON object {\"queries\": [...], \"documents\": [...], ...}",
             ));
         }
+        // The error names the field: "top_k: invalid value: integer `-1`, expected usize".
         let request: Request =
-            serde_json::from_value(request).map_err(|e| bad_request(e.to_string()))?;
+            serde_path_to_error::deserialize(request).map_err(|e| bad_request(e.to_string()))?;
         let queries = request.queries.unwrap_or_default();
         let documents = request.documents.unwrap_or_default();
         let kind = match request.kind {
@@ -248,11 +266,9 @@ impl Handler {
                 pool_factor,
                 &mut |_| true,
             )
-            .map_err(|e| match e {
-                latebird::Error::InvalidArgument { .. } | latebird::Error::Tokenization { .. } => {
-                    bad_request(e.to_string())
-                }
-                other => internal(other),
+            .map_err(|e| match e.kind() {
+                latebird::ErrorKind::Input => bad_request(e.to_string()),
+                _ => internal(e),
             })
     }
 }
@@ -263,6 +279,11 @@ fn internal(err: latebird::Error) -> Failure {
         kind: "InternalError",
         message: err.to_string(),
     }
+}
+
+/// The 400 answer to an event that cannot be read at all.
+pub fn refuse(message: String) -> Value {
+    failure_json(&bad_request(message))
 }
 
 fn failure_json(failure: &Failure) -> Value {

@@ -7,7 +7,9 @@ mod handler;
 use std::time::Instant;
 
 use handler::{Handler, Limits};
-use lambda_runtime::{service_fn, LambdaEvent};
+use lambda_runtime::layers::TracingLayer;
+use lambda_runtime::tower::util::MapRequestLayer;
+use lambda_runtime::{service_fn, LambdaEvent, LambdaInvocation, Runtime};
 use serde_json::Value;
 
 fn model_folder() -> String {
@@ -49,8 +51,31 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         start.elapsed().as_secs_f64() * 1e3
     );
     let handler = &handler;
-    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
-        Ok::<Value, lambda_runtime::Error>(handler.handle(event.payload))
-    }))
-    .await
+    let function = service_fn(
+        move |event: LambdaEvent<Result<String, String>>| async move {
+            let answer = match event.payload {
+                Ok(text) => handler.handle_json(&text),
+                Err(message) => handler::refuse(message),
+            };
+            Ok::<Value, lambda_runtime::Error>(answer)
+        },
+    );
+    // What lambda_runtime::run does, plus `event_as_text` ahead of the runtime's own parsing.
+    Runtime::new(function)
+        .layer(TracingLayer::new())
+        .layer(MapRequestLayer::new(event_as_text))
+        .run()
+        .await
+}
+
+/// Hands the event to the handler as its JSON text (`{"Ok": text}`, or `{"Err": why}` when it
+/// is not UTF-8), so that an event serde_json cannot read reaches the handler, which answers
+/// it with a 400, instead of failing the invocation in the runtime.
+fn event_as_text(mut invocation: LambdaInvocation) -> LambdaInvocation {
+    let text = std::str::from_utf8(&invocation.body)
+        .map_err(|e| format!("the event is not UTF-8 text: {e}"));
+    invocation.body = serde_json::to_vec(&text)
+        .expect("a string serializes")
+        .into();
+    invocation
 }
