@@ -23,8 +23,14 @@ cargo test -p latebird -p latebird-hub --locked
 LATEBIRD_CPU=baseline cargo test -p latebird --locked --test parity --test batching
 LATEBIRD_CPU=generic cargo test -p latebird --locked --test parity --test batching
 
+step "Fuzzing (bounded: 60 s per target; bash scripts/fuzz.sh --seconds 600 for a longer run)"
+bash scripts/fuzz.sh --seconds "${LATEBIRD_FUZZ_SECONDS:-60}"
+
 step "Python package"
 maturin develop --release --locked --quiet
+
+step "Type stubs match the extension"
+python -m mypy.stubtest latebird._latebird
 
 step "Python tests"
 python -m pytest -q tests/python

@@ -2,9 +2,31 @@
 
 from collections.abc import Callable, Sequence
 from os import PathLike
+from typing import final
 
 import numpy as np
 import numpy.typing as npt
+from typing_extensions import Self
+
+__all__ = [
+    "EntryNotFoundError",
+    "HubError",
+    "InvalidInputError",
+    "LatebirdError",
+    "Model",
+    "ModelLoadError",
+    "NotCachedError",
+    "RepositoryNotFoundError",
+    "RevisionNotFoundError",
+    "__version__",
+    "_panic_for_tests",
+    "hub_download",
+    "maxsim",
+    "pool_hierarchical",
+    "rerank",
+    "scores",
+    "top_k",
+]
 
 __version__: str
 
@@ -44,9 +66,10 @@ def hub_download(
 ) -> str:
     """Fetches a PyLate model from the hub into the cache; returns its snapshot folder."""
 
+@final
 class Model:
-    def __init__(
-        self,
+    def __new__(
+        cls,
         path: str | PathLike[str],
         *,
         device: str = "cpu",
@@ -57,13 +80,13 @@ class Model:
         attend_to_expansion_tokens: bool | None = None,
         do_query_expansion: bool | None = None,
         skiplist_words: list[str] | None = None,
-    ) -> None: ...
+    ) -> Self: ...
     def encode(
         self,
         texts: list[str],
         is_query: bool,
         batch_size: int,
-        pool_factor: int = 1,
+        pool_factor: int | None = None,
         progress: Callable[[int], object] | None = None,
     ) -> list[npt.NDArray[np.float32]]: ...
     @property
@@ -98,3 +121,6 @@ def pool_hierarchical(
     documents: Sequence[npt.NDArray[np.float32]], pool_factor: int, protected_tokens: int
 ) -> list[npt.NDArray[np.float32]]:
     """Hierarchical token pooling of each document."""
+
+def _panic_for_tests(message: str) -> None:
+    """Panics inside the engine through the entry points' guard (tests only)."""
