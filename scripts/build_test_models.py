@@ -257,6 +257,45 @@ IDENTITY = "torch.nn.modules.linear.Identity"
 TANH = "torch.nn.modules.activation.Tanh"
 
 
+def write_colbert_modules(
+    w: Writer,
+    root: Path,
+    name: str,
+    max_seq_length: int,
+    lengths: tuple[int, int],
+    dense: np.ndarray,
+) -> None:
+    """The sentence-transformers/PyLate files around a backbone: sentence_bert_config.json,
+    modules.json, the ColBERT settings (query, document length) and one bias-free identity
+    Dense layer with the `[out, in]` weight `dense`."""
+    w.write(
+        root,
+        name,
+        "sentence_bert_config.json",
+        json_bytes({"max_seq_length": max_seq_length, "do_lower_case": False}, 4),
+    )
+    w.write(root, name, "modules.json", modules_json(1))
+    w.write(
+        root,
+        name,
+        "config_sentence_transformers.json",
+        colbert_settings(query_length=lengths[0], document_length=lengths[1]),
+    )
+    out_features, in_features = dense.shape
+    w.write(
+        root,
+        name,
+        "1_Dense/config.json",
+        dense_config(in_features, out_features, False, IDENTITY, False),
+    )
+    w.write(
+        root,
+        name,
+        "1_Dense/model.safetensors",
+        safetensors_bytes({"linear.weight": dense.astype(np.float32)}),
+    )
+
+
 def added_token(
     tid: int, content: str, special: bool, normalized: bool, lstrip: bool = False
 ) -> dict:
@@ -947,31 +986,7 @@ def build_modernbert(root: Path, w: Writer) -> None:
             }
         ),
     )
-    w.write(
-        root,
-        name,
-        "sentence_bert_config.json",
-        json_bytes({"max_seq_length": 179, "do_lower_case": False}, 4),
-    )
-    w.write(root, name, "modules.json", modules_json(1))
-    w.write(
-        root,
-        name,
-        "config_sentence_transformers.json",
-        colbert_settings(query_length=20, document_length=48),
-    )
-    w.write(
-        root,
-        name,
-        "1_Dense/config.json",
-        dense_config(MB_HIDDEN, MB_DENSE_OUT, False, IDENTITY, False),
-    )
-    w.write(
-        root,
-        name,
-        "1_Dense/model.safetensors",
-        safetensors_bytes({"linear.weight": dense.astype(np.float32)}),
-    )
+    write_colbert_modules(w, root, name, 179, (20, 48), dense)
 
 
 # ---------------------------------------------------------------------------
@@ -1259,31 +1274,7 @@ def build_xlm_roberta(root: Path, w: Writer) -> None:
             }
         ),
     )
-    w.write(
-        root,
-        name,
-        "sentence_bert_config.json",
-        json_bytes({"max_seq_length": 512, "do_lower_case": False}, 4),
-    )
-    w.write(root, name, "modules.json", modules_json(1))
-    w.write(
-        root,
-        name,
-        "config_sentence_transformers.json",
-        colbert_settings(query_length=32, document_length=256),
-    )
-    w.write(
-        root,
-        name,
-        "1_Dense/config.json",
-        dense_config(XR_HIDDEN, XR_DENSE_OUT, False, IDENTITY, False),
-    )
-    w.write(
-        root,
-        name,
-        "1_Dense/model.safetensors",
-        safetensors_bytes({"linear.weight": dense.astype(np.float32)}),
-    )
+    write_colbert_modules(w, root, name, 512, (32, 256), dense)
 
 
 # ---------------------------------------------------------------------------

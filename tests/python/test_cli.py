@@ -125,6 +125,7 @@ def test_bad_input_exits_2(tmp_path: Path, content: str, extra: list, message: s
 
 def test_usage_errors(tmp_path: Path, files) -> None:
     out = str(tmp_path / "o.npz")
+    encode_docs = ["encode", "--model", MODEL, "--documents", str(files["txt"]), "--output", out]
     cases = [
         (["encode", "--model", MODEL, "--output", out], "one of the arguments"),
         (
@@ -199,34 +200,8 @@ def test_usage_errors(tmp_path: Path, files) -> None:
         ),
         (["rank", "--model", MODEL, "--queries", str(files["queries"])], "--documents"),
         # Numbers no machine can hold: the engine's message, not a traceback.
-        (
-            [
-                "encode",
-                "--model",
-                MODEL,
-                "--documents",
-                str(files["txt"]),
-                "--output",
-                out,
-                "--batch-size",
-                str(10**30),
-            ],
-            "`batch_size`",
-        ),
-        (
-            [
-                "rank",
-                "--model",
-                MODEL,
-                "--queries",
-                str(files["queries"]),
-                "--documents",
-                str(files["txt"]),
-                "--pool-factor",
-                str(10**30),
-            ],
-            "`pool_factor`",
-        ),
+        ([*encode_docs, "--batch-size", str(10**30)], "`batch_size`"),
+        ([*encode_docs, "--pool-factor", str(10**30)], "`pool_factor`"),
     ]
     for args, message in cases:
         r = run(*args)

@@ -2,6 +2,7 @@
 //! kind with a message naming the file or argument and what was expected, never a panic.
 //! Weird but valid texts must encode.
 
+#[macro_use]
 mod common;
 
 use common::{model_dir, Fixture};
@@ -10,30 +11,6 @@ use serde_json::{json, Value};
 
 const SMALL: &str = "modernbert-v4";
 const BERT: &str = "minilm-colbert";
-
-/// Asserts that `$result` is an error matching `$pattern` whose message holds every needle.
-macro_rules! assert_error {
-    ($result:expr, $pattern:pat, [$($needle:expr),* $(,)?]) => {{
-        match $result {
-            Ok(_) => panic!("expected {} but loading succeeded", stringify!($pattern)),
-            Err(e) => {
-                let message = e.to_string();
-                assert!(
-                    matches!(e, $pattern),
-                    "expected {}, got {e:?} ({message})",
-                    stringify!($pattern)
-                );
-                $(
-                    assert!(
-                        message.contains($needle),
-                        "message {message:?} does not mention {:?}",
-                        $needle
-                    );
-                )*
-            }
-        }
-    }};
-}
 
 /// Loads the fixture from a folder and from its files' bytes; both must fail alike.
 macro_rules! assert_load_error {

@@ -3,34 +3,11 @@
 //! error (with a message saying what was wrong and what was expected) instead of a panic,
 //! an abort or NaN output.
 
+#[macro_use]
 mod common;
 
 use common::Fixture;
 use latebird::{pool, pool_hierarchical, ColBERT, Error, InputKind, MatrixRef, Options};
-
-/// Asserts that `$result` is an error matching `$pattern` whose message holds every needle.
-macro_rules! assert_error {
-    ($result:expr, $pattern:pat $(if $guard:expr)?, [$($needle:expr),* $(,)?]) => {{
-        match $result {
-            Ok(_) => panic!("expected {} but got a result", stringify!($pattern)),
-            Err(e) => {
-                let message = e.to_string();
-                assert!(
-                    matches!(e, $pattern $(if $guard)?),
-                    "expected {}, got {e:?} ({message})",
-                    stringify!($pattern)
-                );
-                $(
-                    assert!(
-                        message.contains($needle),
-                        "message {message:?} does not mention {:?}",
-                        $needle
-                    );
-                )*
-            }
-        }
-    }};
-}
 
 // ---------------------------------------------------------------- pooling (fuzz target `scoring`)
 

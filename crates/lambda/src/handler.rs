@@ -225,24 +225,33 @@ impl Handler {
                 answer["scores"] = json!(matrix.to_rows());
             }
             ReturnKind::Ranking => {
-                let ranking: Vec<Value> = q
-                    .iter()
-                    .map(|query| {
-                        let ranked = latebird::top_k(query, &d, top_k).map_err(internal)?;
-                        Ok(Value::Array(
-                            ranked
+                // One score matrix for every query (the documents are checked and packed
+                // once), then each row ranked: best first, ties in input order.
+                let matrix = latebird::scores(&q, &d).map_err(internal)?;
+                let ranking: Vec<Value> = (0..matrix.queries)
+                    .map(|qi| {
+                        let row = matrix.row(qi).unwrap_or_default();
+                        let mut order: Vec<usize> = (0..row.len()).collect();
+                        order.sort_by(|&a, &b| {
+                            row[b]
+                                .partial_cmp(&row[a])
+                                .unwrap_or(std::cmp::Ordering::Equal)
+                        });
+                        order.truncate(top_k);
+                        Value::Array(
+                            order
                                 .into_iter()
-                                .map(|r| {
-                                    let mut entry = json!({"index": r.id, "score": r.score});
+                                .map(|j| {
+                                    let mut entry = json!({"index": j, "score": row[j]});
                                     if let Some(ids) = &request.document_ids {
-                                        entry["id"] = ids[r.id].clone();
+                                        entry["id"] = ids[j].clone();
                                     }
                                     entry
                                 })
                                 .collect(),
-                        ))
+                        )
                     })
-                    .collect::<Result<_, Failure>>()?;
+                    .collect();
                 answer["ranking"] = Value::Array(ranking);
             }
         }

@@ -417,6 +417,20 @@ fn prefix(text: &str, pairs: &[(&str, &str)]) -> String {
     out
 }
 
+/// An engine error about `queries[i]`/`documents[j]`, naming PyLate's arguments instead
+/// (`queries_embeddings[i]`, `documents_embeddings[j]`).
+fn embeddings_names(err: Error) -> PyErr {
+    to_py_err(renamed(err, |s| {
+        prefix(
+            s,
+            &[
+                ("queries", "queries_embeddings"),
+                ("documents", "documents_embeddings"),
+            ],
+        )
+    }))
+}
+
 /// MaxSim scores of every query against every document: a float32 `[queries, documents]` array.
 /// Errors name `queries_embeddings[i]` and `documents_embeddings[j]`.
 #[pyfunction]
@@ -429,17 +443,7 @@ fn scores<'py>(
     let d = views(&documents, "documents_embeddings")?;
     let matrix = py
         .detach(|| catch_panic(|| latebird::scores(&q, &d)))
-        .map_err(|e| {
-            to_py_err(renamed(e, |s| {
-                prefix(
-                    s,
-                    &[
-                        ("queries", "queries_embeddings"),
-                        ("documents", "documents_embeddings"),
-                    ],
-                )
-            }))
-        })?;
+        .map_err(embeddings_names)?;
     // The Vec becomes the array's buffer: no copy.
     PyArray1::from_vec(py, matrix.data).reshape([matrix.queries, matrix.documents])
 }
@@ -474,17 +478,7 @@ fn rerank(
     let ids: Vec<Vec<usize>> = d.iter().map(|list| (0..list.len()).collect()).collect();
     let ranked = py
         .detach(|| catch_panic(|| latebird::rerank(&q, &d, &ids)))
-        .map_err(|e| {
-            to_py_err(renamed(e, |s| {
-                prefix(
-                    s,
-                    &[
-                        ("queries", "queries_embeddings"),
-                        ("documents", "documents_embeddings"),
-                    ],
-                )
-            }))
-        })?;
+        .map_err(embeddings_names)?;
     Ok(ranked
         .into_iter()
         .map(|list| list.into_iter().map(|r| (r.id, r.score)).collect())

@@ -1,6 +1,32 @@
 //! Shared helpers for the integration tests: where the fixtures are and how to read references.
 #![allow(dead_code)]
 
+/// Asserts that `$result` is an error matching `$pattern` (with an optional guard) whose
+/// message holds every needle.
+#[allow(unused_macros)]
+macro_rules! assert_error {
+    ($result:expr, $pattern:pat $(if $guard:expr)?, [$($needle:expr),* $(,)?]) => {{
+        match $result {
+            Ok(_) => panic!("expected {} but got a result", stringify!($pattern)),
+            Err(e) => {
+                let message = e.to_string();
+                assert!(
+                    matches!(e, $pattern $(if $guard)?),
+                    "expected {}, got {e:?} ({message})",
+                    stringify!($pattern)
+                );
+                $(
+                    assert!(
+                        message.contains($needle),
+                        "message {message:?} does not mention {:?}",
+                        $needle
+                    );
+                )*
+            }
+        }
+    }};
+}
+
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
