@@ -18,9 +18,9 @@ ruff format --check .
 
 step "Rust tests"
 cargo test -p latebird -p latebird-hub --locked
-# The same parity and batching checks on the portable kernels (no AVX) and on the
+# The same parity, batching and scoring checks on the portable kernels (no AVX) and on the
 # Candle-ops path that other devices take.
-LATEBIRD_CPU=baseline cargo test -p latebird --locked --test parity --test batching
+LATEBIRD_CPU=baseline cargo test -p latebird --locked --test parity --test batching --test scoring
 LATEBIRD_CPU=generic cargo test -p latebird --locked --test parity --test batching
 
 step "Fuzzing (bounded: 60 s per target; bash scripts/fuzz.sh --seconds 600 for a longer run)"

@@ -323,14 +323,12 @@ enum Kernel {
 }
 
 impl Kernel {
+    /// The engine's one instruction-set choice (`LATEBIRD_CPU` included): AVX2 + FMA when it
+    /// allows them, the portable kernel otherwise.
     fn detect() -> Kernel {
         #[cfg(target_arch = "x86_64")]
-        {
-            if std::arch::is_x86_feature_detected!("avx2")
-                && std::arch::is_x86_feature_detected!("fma")
-            {
-                return Kernel::Avx2;
-            }
+        if crate::models::isa() >= crate::models::Isa::Avx2 {
+            return Kernel::Avx2;
         }
         Kernel::Generic
     }

@@ -7,6 +7,9 @@ pub(crate) mod xlm_roberta;
 
 use candle_core::{CpuStorage, DType, Device, Storage, Tensor, D};
 
+// The scoring kernels follow the same instruction-set choice as the model kernels.
+#[cfg(target_arch = "x86_64")]
+pub(crate) use kernels::math::{isa, Isa};
 pub(crate) use kernels::Span;
 
 use crate::config::{parse_json_object, Activation, Fields};
