@@ -17,7 +17,7 @@ ruff check .
 ruff format --check .
 
 step "Rust tests"
-cargo test -p latebird -p latebird-hub --locked
+cargo test -p latebird -p latebird-hub -p latebird-service --locked
 # The same parity, batching and scoring checks on the portable kernels (no AVX) and on the
 # Candle-ops path that other devices take.
 LATEBIRD_CPU=baseline cargo test -p latebird --locked --test parity --test batching --test scoring

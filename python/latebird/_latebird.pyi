@@ -20,9 +20,12 @@ __all__ = [
     "RevisionNotFoundError",
     "__version__",
     "_panic_for_tests",
+    "handle_request",
     "hub_download",
     "maxsim",
     "pool_hierarchical",
+    "refuse_request",
+    "request_limits",
     "rerank",
     "scores",
     "top_k",
@@ -68,6 +71,9 @@ def hub_download(
 
 @final
 class Model:
+    # The keyword arguments after `device` are the engine's settings overrides
+    # (latebird::Overrides, crates/core/src/overrides.rs), taken as `**overrides` and checked
+    # by the engine: an unknown one is an InvalidInputError listing the accepted names.
     def __new__(
         cls,
         path: str | PathLike[str],
@@ -79,7 +85,8 @@ class Model:
         document_prefix: str | None = None,
         attend_to_expansion_tokens: bool | None = None,
         do_query_expansion: bool | None = None,
-        skiplist_words: list[str] | None = None,
+        skiplist_words: Sequence[str] | None = None,
+        batch_size: int | None = None,
     ) -> Self: ...
     def encode(
         self,
@@ -121,6 +128,19 @@ def pool_hierarchical(
     documents: Sequence[npt.NDArray[np.float32]], pool_factor: int, protected_tokens: int
 ) -> list[npt.NDArray[np.float32]]:
     """Hierarchical token pooling of each document."""
+
+# The AWS Lambda contract (crates/service), for latebird.lambda_handler.
+
+def request_limits() -> tuple[int, int]:
+    """(max_texts, max_chars) from LATEBIRD_MAX_TEXTS and LATEBIRD_MAX_CHARS (1024, 1000000)."""
+
+def handle_request(
+    model: Model, event_json: str, max_texts: int, max_chars: int
+) -> tuple[int, str]:
+    """Answers one Lambda event (its JSON text) as the Rust function does: (status, JSON)."""
+
+def refuse_request(message: str) -> tuple[int, str]:
+    """The 400 answer, as JSON text, to an event that cannot be written as JSON."""
 
 def _panic_for_tests(message: str) -> None:
     """Panics inside the engine through the entry points' guard (tests only)."""

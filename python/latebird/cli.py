@@ -170,7 +170,10 @@ class _open_out:
 def cmd_encode(args: argparse.Namespace) -> None:
     is_query = args.queries is not None
     if is_query and args.pool_factor > 1:
-        raise InputError("--pool-factor applies to documents only; use it with --documents")
+        raise InputError(
+            "--pool-factor applies to documents only (queries are never pooled, as in every "
+            "latebird front end); use it with --documents"
+        )
     fmt = _output_format(args)
     if fmt != "jsonl" and args.output == "-":
         raise InputError(f"--format {fmt} cannot be written to stdout; give a file name")

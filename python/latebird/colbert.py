@@ -195,7 +195,9 @@ class ColBERT:
 
         A single string gives a single array. `padding=True` gives one
         `[n_texts, max_tokens, dim]` array, shorter texts padded with zero rows.
-        `pool_factor > 1` pools document tokens hierarchically as PyLate does.
+        `pool_factor > 1` pools document tokens hierarchically as PyLate does; queries are
+        never pooled, and the engine refuses `pool_factor > 1` with `is_query=True` (an
+        `InvalidInputError`, as in every latebird front end; PyLate ignores it).
         """
         single = isinstance(sentences, str)
         texts = _check_texts(sentences)
@@ -205,11 +207,6 @@ class ColBERT:
             raise InvalidInputError(
                 "latebird returns numpy arrays only (no PyTorch); "
                 "expected convert_to_numpy=True and convert_to_tensor=False"
-            )
-        if pool_factor > 1 and is_query:
-            raise InvalidInputError(
-                "invalid argument `pool_factor`: token pooling applies to documents only; "
-                "expected pool_factor=1 with is_query=True"
             )
         bar = None
         if ProgressBar.wanted(show_progress_bar, len(texts), batch_size):

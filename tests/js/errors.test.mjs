@@ -87,17 +87,17 @@ test('bad arguments are InvalidInputErrors naming the argument', () => {
     'expected a Uint8Array or an ArrayBuffer',
   ]);
   throwsError(() => pkg.ColBERT.fromFiles(good, { queryLenght: 4 }), 'InvalidInputError', [
-    '`options`',
-    'unknown key "queryLenght"',
+    'invalid argument `queryLenght`: unknown setting',
+    'expected one of queryLength, documentLength, queryPrefix, documentPrefix, doQueryExpansion, attendToExpansionTokens, skiplistWords, batchSize',
   ]);
   throwsError(() => pkg.ColBERT.fromFiles(good, { queryLength: -1 }), 'InvalidInputError', ['`queryLength`', 'is -1']);
   throwsError(() => pkg.ColBERT.fromFiles(good, { queryLength: '8' }), 'InvalidInputError', [
     '`queryLength`',
-    'expected a number',
+    'is the string "8"; expected an integer from 1 to 268435456',
   ]);
-  throwsError(() => pkg.ColBERT.fromFiles(good, { batchSize: 0 }), 'InvalidInputError', ['`batch_size`', 'is 0']);
+  throwsError(() => pkg.ColBERT.fromFiles(good, { batchSize: 0 }), 'InvalidInputError', ['`batchSize`', 'is 0']);
   throwsError(() => pkg.ColBERT.fromFiles(good, { queryLength: 100000 }), 'InvalidInputError', [
-    '`query_length`',
+    '`queryLength`',
     'max_position_embeddings',
   ]);
   throwsError(() => pkg.ColBERT.fromFiles(good, { queryPrefix: '[NOPE]' }), 'ModelLoadError', [
@@ -108,8 +108,8 @@ test('bad arguments are InvalidInputErrors naming the argument', () => {
   const model = pkg.ColBERT.fromFiles(good);
   throwsError(() => model.encode(['ok', 3], true), 'InvalidInputError', ['`texts[1]`', 'expected a string']);
   throwsError(() => model.encode('not a list', true), 'InvalidInputError', ['`texts`', 'expected an array']);
-  throwsError(() => model.encode(['ok'], false, 0), 'InvalidInputError', ['`pool_factor`', 'is 0']);
-  throwsError(() => model.encode(['ok'], false, 1.5), 'InvalidInputError', ['`pool_factor`', '1.5']);
+  throwsError(() => model.encode(['ok'], false, 0), 'InvalidInputError', ['`poolFactor`', 'is 0']);
+  throwsError(() => model.encode(['ok'], false, 1.5), 'InvalidInputError', ['`poolFactor`', '1.5']);
   throwsError(
     () => model.encode(['a', 'b'], false, 1, () => false),
     'LatebirdError',
@@ -152,5 +152,5 @@ test('scoring arguments', () => {
   throwsError(() => pkg.topK(m(1, 4), [m(1, 4)], 0), 'InvalidInputError', ['`k`', 'is 0']);
   throwsError(() => pkg.rerank([m(1, 4)], [], []), 'InvalidInputError', ['`documents`', 'one per query']);
   throwsError(() => pkg.rerank([m(1, 4)], [[m(1, 4)]], [[]]), 'InvalidInputError', ['`ids[0]`']);
-  throwsError(() => pkg.pool(m(3, 4), 0), 'InvalidInputError', ['`pool_factor`', 'is 0']);
+  throwsError(() => pkg.pool(m(3, 4), 0), 'InvalidInputError', ['`poolFactor`', 'is 0']);
 });

@@ -96,21 +96,12 @@ export function maxAbsDiff(a, b) {
   return worst;
 }
 
-/** A PyLate reference's overrides (snake_case JSON) as the package's options. */
+/** A PyLate reference's overrides (snake_case JSON) as the package's options (camelCase keys;
+ * the engine checks them). */
 export function optionsOf(overrides) {
-  const names = {
-    query_length: 'queryLength',
-    document_length: 'documentLength',
-    query_prefix: 'queryPrefix',
-    document_prefix: 'documentPrefix',
-    do_query_expansion: 'doQueryExpansion',
-    attend_to_expansion_tokens: 'attendToExpansionTokens',
-    skiplist_words: 'skiplistWords',
-  };
   const options = {};
   for (const [key, value] of Object.entries(overrides)) {
-    if (!(key in names)) throw new Error(`unknown override ${key}`);
-    options[names[key]] = value;
+    options[key.replace(/_([a-z])/g, (_, c) => c.toUpperCase())] = value;
   }
   return options;
 }

@@ -34,16 +34,17 @@ test('model options', () => {
     }
   }
   // Whole numbers that no model can take are named too.
-  throwsInvalid(() => pkg.ColBERT.fromFiles(files, { documentLength: 2 ** 32 - 1 }), 'document_length', 'huge');
-  throwsInvalid(() => pkg.ColBERT.fromFiles(files, { batchSize: 0 }), 'batch_size', 'zero');
+  throwsInvalid(() => pkg.ColBERT.fromFiles(files, { documentLength: 2 ** 32 - 1 }), 'documentLength', 'huge');
+  throwsInvalid(() => pkg.ColBERT.fromFiles(files, { documentLength: 100000 }), 'documentLength', 'too long');
+  throwsInvalid(() => pkg.ColBERT.fromFiles(files, { batchSize: 0 }), 'batchSize', 'zero');
 });
 
 test('encode, topK, pool, matrices', () => {
   const model = pkg.ColBERT.fromFiles(files);
   for (const value of [-1, 1.5, NaN, Infinity, 2 ** 53, 1e300, {}, 'x']) {
-    throwsInvalid(() => model.encode(['a text'], false, value), 'pool_factor', `poolFactor=${String(value)}`);
+    throwsInvalid(() => model.encode(['a text'], false, value), 'poolFactor', `poolFactor=${String(value)}`);
     throwsInvalid(() => pkg.topK(m(1, 4), [m(1, 4)], value), 'k', `k=${String(value)}`);
-    throwsInvalid(() => pkg.pool(m(3, 4), value), 'pool_factor', `pool=${String(value)}`);
+    throwsInvalid(() => pkg.pool(m(3, 4), value), 'poolFactor', `pool=${String(value)}`);
     throwsInvalid(
       () => pkg.maxsim({ rows: value, dim: 4, data: new Float32Array(4) }, m(1, 4)),
       'query.rows',

@@ -140,7 +140,11 @@ test('encode with poolFactor equals pool of encode; progress is reported', () =>
     assert.deepEqual(p.data, expected.data);
     assert.ok(p.rows < plain[i].rows || plain[i].rows <= 2);
   });
-  // Queries are never pooled.
-  const q = model.encode(['a query'], true, 3)[0];
+  // Queries are never pooled: poolFactor 1 keeps every row, more is an InvalidInputError.
+  const q = model.encode(['a query'], true, 1)[0];
   assert.equal(q.rows, model.settings.queryLength);
+  assert.throws(
+    () => model.encode(['a query'], true, 3),
+    (e) => e.name === 'InvalidInputError' && e.message.includes('queries are never pooled'),
+  );
 });

@@ -10,8 +10,9 @@ use crate::source::{join, Source};
 pub const DEFAULT_SKIPLIST: &str = "!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~";
 
 /// The ColBERT settings of a model folder (`config_sentence_transformers.json`), with
-/// PyLate's defaults for keys an older save lacks.
-#[derive(Debug, Clone, PartialEq)]
+/// PyLate's defaults for keys an older save lacks. [`ColbertSettings::to_map`] gives them
+/// as a map, with the names spelt as a front end spells them.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct ColbertSettings {
     /// Prefix token inserted after the first special token of queries (`""`: none).
     pub query_prefix: String,

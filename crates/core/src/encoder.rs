@@ -10,6 +10,7 @@ use crate::dense::DenseChain;
 use crate::embeddings::Embeddings;
 use crate::error::{Error, Result};
 use crate::models::{Backbone, Packed, Span};
+use crate::overrides::Overrides;
 use crate::source::Source;
 use crate::tokenize::{ColbertTokenizer, InputKind, TokenizedText};
 
@@ -19,7 +20,9 @@ use crate::tokenize::{ColbertTokenizer, InputKind, TokenizedText};
 /// same throughput as 24 MiB passes, 55 MB less resident memory).
 const PASS_BYTES: usize = 8 << 20;
 
-/// Overrides of what the model folder says; `None` keeps the folder's value.
+/// Overrides of what the model folder says (`None` keeps the folder's value), the default
+/// batch size and the device. The settings are those of [`Overrides`], which front ends read
+/// from maps and apply with [`Options::with_overrides`].
 #[derive(Debug, Clone)]
 pub struct Options {
     /// Query length in tokens (prefix and special tokens included).
@@ -78,29 +81,43 @@ impl Options {
         }
     }
 
-    fn apply(&self, mut settings: ColbertSettings) -> ColbertSettings {
-        if let Some(v) = self.query_length {
-            settings.query_length = v;
+    /// These options with the given overrides applied (what a front end reads with
+    /// [`Overrides::from_map`]); an override that is `None` keeps the option's value.
+    pub fn with_overrides(mut self, overrides: Overrides) -> Options {
+        let Overrides {
+            query_length,
+            document_length,
+            query_prefix,
+            document_prefix,
+            do_query_expansion,
+            attend_to_expansion_tokens,
+            skiplist_words,
+            batch_size,
+        } = overrides;
+        self.query_length = query_length.or(self.query_length);
+        self.document_length = document_length.or(self.document_length);
+        self.query_prefix = query_prefix.or(self.query_prefix);
+        self.document_prefix = document_prefix.or(self.document_prefix);
+        self.do_query_expansion = do_query_expansion.or(self.do_query_expansion);
+        self.attend_to_expansion_tokens =
+            attend_to_expansion_tokens.or(self.attend_to_expansion_tokens);
+        self.skiplist_words = skiplist_words.or(self.skiplist_words);
+        self.batch_size = batch_size.unwrap_or(self.batch_size);
+        self
+    }
+
+    /// The settings overrides these options hold (their batch size included).
+    pub fn overrides(&self) -> Overrides {
+        Overrides {
+            query_length: self.query_length,
+            document_length: self.document_length,
+            query_prefix: self.query_prefix.clone(),
+            document_prefix: self.document_prefix.clone(),
+            do_query_expansion: self.do_query_expansion,
+            attend_to_expansion_tokens: self.attend_to_expansion_tokens,
+            skiplist_words: self.skiplist_words.clone(),
+            batch_size: Some(self.batch_size),
         }
-        if let Some(v) = self.document_length {
-            settings.document_length = v;
-        }
-        if let Some(v) = &self.query_prefix {
-            settings.query_prefix = v.clone();
-        }
-        if let Some(v) = &self.document_prefix {
-            settings.document_prefix = v.clone();
-        }
-        if let Some(v) = self.do_query_expansion {
-            settings.do_query_expansion = v;
-        }
-        if let Some(v) = self.attend_to_expansion_tokens {
-            settings.attend_to_expansion_tokens = v;
-        }
-        if let Some(v) = &self.skiplist_words {
-            settings.skiplist_words = v.clone();
-        }
-        settings
     }
 }
 
@@ -135,7 +152,7 @@ impl ColBERT {
             return Err(Error::argument("batch_size", "is 0; expected at least 1"));
         }
         let modules = Modules::read(&source)?;
-        let settings = options.apply(ColbertSettings::read(&source)?);
+        let settings = options.overrides().apply(ColbertSettings::read(&source)?);
         let longest = settings.query_length.max(settings.document_length);
         let backbone = Backbone::load(&source, &modules.transformer, &options.device, longest)?;
         for (name, length) in [
@@ -257,9 +274,11 @@ impl ColBERT {
     /// Like [`ColBERT::encode_with`], then hierarchical token pooling of each document with
     /// [`crate::pool`] (PyLate's `encode(..., pool_factor=...)`, one protected row).
     ///
-    /// As in PyLate, pooling applies to documents only: queries come back unpooled whatever
-    /// `pool_factor` is. `pool_factor` 1 keeps every row; 0 is an [`Error::InvalidArgument`]
-    /// (checked before anything is encoded).
+    /// Pooling applies to documents only: `pool_factor` 1 keeps every row, and queries take
+    /// no other (PyLate ignores `pool_factor` for queries; here every front end refuses it
+    /// alike instead of leaving queries unpooled silently). 0, or more than 1 with
+    /// [`InputKind::Query`], is an [`Error::InvalidArgument`], checked before anything is
+    /// encoded.
     pub fn encode_pooled<S: AsRef<str>>(
         &self,
         texts: &[S],
@@ -274,8 +293,14 @@ impl ColBERT {
                 "is 0; expected at least 1 (1 keeps every row)",
             ));
         }
+        if kind == InputKind::Query && pool_factor > 1 {
+            return Err(Error::argument(
+                "pool_factor",
+                format!("is {pool_factor} for queries; pooling applies to documents only and queries are never pooled (PyLate ignores it for queries); expected 1 for queries"),
+            ));
+        }
         let encoded = self.encode_with(texts, kind, batch_size, progress)?;
-        if kind == InputKind::Query || pool_factor == 1 {
+        if pool_factor == 1 {
             return Ok(encoded);
         }
         encoded

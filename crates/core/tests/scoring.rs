@@ -382,12 +382,18 @@ fn encode_pooled_equals_pool_of_encode() {
         .encode_pooled(&documents, InputKind::Document, 4, 1, &mut |_| true)
         .unwrap();
     assert!(keep == plain, "pool_factor 1 changed the output");
-    // As in PyLate, queries are never pooled.
+    // Queries are never pooled: pool_factor 1 leaves them as they are, more is refused
+    // (PyLate ignores it; every front end refuses it alike).
     let q = model.encode(&queries, InputKind::Query).unwrap();
-    let q_pooled = model
-        .encode_pooled(&queries, InputKind::Query, 8, 2, &mut |_| true)
+    let q_one = model
+        .encode_pooled(&queries, InputKind::Query, 8, 1, &mut |_| true)
         .unwrap();
-    assert!(q == q_pooled, "queries were pooled");
+    assert!(q == q_one, "pool_factor 1 changed the queries");
+    expect_invalid(
+        model.encode_pooled(&queries, InputKind::Query, 8, 2, &mut |_| true),
+        "pool_factor",
+        "documents only",
+    );
     let mut called = false;
     expect_invalid(
         model.encode_pooled(&documents, InputKind::Document, 8, 0, &mut |_| {

@@ -1,16 +1,17 @@
 //! AWS Lambda function (custom runtime `provided.al2023`, binary `bootstrap`) that encodes
 //! queries and documents with latebird and scores or ranks them. The model is loaded once per
-//! container, at init, from `LATEBIRD_MODEL`. Request and response schema: README.md.
-
-mod handler;
+//! container, at init, from `LATEBIRD_MODEL`. This is the Runtime API loop only: every event is
+//! answered by the contract library `latebird_service` (crates/service), which the Python
+//! handler runs too. Request and response schema: README.md.
 
 use std::time::Instant;
 
-use handler::{Handler, Limits};
 use lambda_runtime::layers::TracingLayer;
 use lambda_runtime::tower::util::MapRequestLayer;
 use lambda_runtime::{service_fn, LambdaEvent, LambdaInvocation, Runtime};
-use serde_json::Value;
+use latebird::{ColBERT, Options};
+use latebird_service::Limits;
+use serde_json::value::RawValue;
 
 fn model_folder() -> String {
     if let Ok(path) = std::env::var("LATEBIRD_MODEL") {
@@ -33,13 +34,13 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let folder = model_folder();
     let limits = match Limits::from_env() {
         Ok(limits) => limits,
-        Err(message) => {
-            eprintln!("latebird-lambda: {message}");
+        Err(err) => {
+            eprintln!("latebird-lambda: {err}");
             std::process::exit(1);
         }
     };
-    let handler = match Handler::load(&folder, limits) {
-        Ok(handler) => handler,
+    let model = match ColBERT::from_folder(&folder, Options::default()) {
+        Ok(model) => model,
         Err(err) => {
             // Lambda reports a failed init with this output; no invocation is served.
             eprintln!("latebird-lambda: cannot load the model from {folder}: {err}");
@@ -50,14 +51,16 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         "latebird-lambda: model {folder} loaded in {:.1} ms",
         start.elapsed().as_secs_f64() * 1e3
     );
-    let handler = &handler;
+    let (model, limits) = (&model, &limits);
     let function = service_fn(
-        move |event: LambdaEvent<Result<String, String>>| async move {
-            let answer = match event.payload {
-                Ok(text) => handler.handle_json(&text),
-                Err(message) => handler::refuse(message),
+        move |event: LambdaEvent<Result<String, Vec<u8>>>| async move {
+            let event = match &event.payload {
+                Ok(text) => text.as_bytes(),
+                Err(bytes) => bytes.as_slice(),
             };
-            Ok::<Value, lambda_runtime::Error>(answer)
+            let response = latebird_service::handle(model, limits, event);
+            // The answer is JSON text already: returned as it is, not parsed again.
+            Ok::<Box<RawValue>, lambda_runtime::Error>(RawValue::from_string(response.body_json)?)
         },
     );
     // What lambda_runtime::run does, plus `event_as_text` ahead of the runtime's own parsing.
@@ -68,14 +71,14 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         .await
 }
 
-/// Hands the event to the handler as its JSON text (`{"Ok": text}`, or `{"Err": why}` when it
-/// is not UTF-8), so that an event serde_json cannot read reaches the handler, which answers
-/// it with a 400, instead of failing the invocation in the runtime.
+/// Hands the event to the contract as it came: its text (`{"Ok": text}`), or its bytes when
+/// they are not UTF-8 (`{"Err": [bytes]}`), so that an event serde_json cannot read reaches
+/// the contract, which answers it with a 400, instead of failing the invocation in the runtime.
 fn event_as_text(mut invocation: LambdaInvocation) -> LambdaInvocation {
-    let text = std::str::from_utf8(&invocation.body)
-        .map_err(|e| format!("the event is not UTF-8 text: {e}"));
-    invocation.body = serde_json::to_vec(&text)
-        .expect("a string serializes")
+    let event: Result<&str, &[u8]> =
+        std::str::from_utf8(&invocation.body).map_err(|_| invocation.body.as_ref());
+    invocation.body = serde_json::to_vec(&event)
+        .expect("a string or bytes serialize")
         .into();
     invocation
 }

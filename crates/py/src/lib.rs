@@ -1,12 +1,14 @@
 //! Python adapter of latebird: argument conversion, GIL release, numpy out, exceptions.
 //! No engine logic lives here.
 
-use latebird::{catch_panic, ColBERT, Device, Error, ErrorKind, InputKind, MatrixRef, Options};
+use latebird::{
+    catch_panic, Case, ColBERT, Device, Error, ErrorKind, InputKind, MatrixRef, Options, Overrides,
+};
 use numpy::{PyArray1, PyArray2, PyArrayMethods, PyReadonlyArray2, PyUntypedArrayMethods};
 use pyo3::create_exception;
 use pyo3::exceptions::{PyException, PyOverflowError};
 use pyo3::prelude::*;
-use pyo3::types::{PyBool, PyDict, PyString};
+use pyo3::types::{PyBool, PyDict, PyFloat, PyList, PyString, PyTuple};
 
 create_exception!(
     _latebird,
@@ -193,6 +195,132 @@ fn optional_whole(
     }
 }
 
+/// A keyword argument as the JSON value the engine checks (`latebird::Overrides::from_map`):
+/// `None`, a bool, an int (numpy integers too), a float, a str, or a list or tuple of them
+/// (`top` only: an item that is itself a list or a dict is passed as an empty one, which the
+/// engine refuses by its kind). Only what has no JSON form is refused here: a lone surrogate,
+/// a float that is not finite, an object of another type.
+fn json_value(value: &Bound<'_, PyAny>, name: &str, top: bool) -> PyResult<serde_json::Value> {
+    use serde_json::Value;
+    let refuse = |what: &str| {
+        let shown = value
+            .repr()
+            .map(|r| r.to_string())
+            .unwrap_or_else(|_| "?".into());
+        let shown: String = if shown.chars().count() > 40 {
+            format!("{}...", shown.chars().take(40).collect::<String>())
+        } else {
+            shown
+        };
+        InvalidInputError::new_err(format!(
+            "invalid argument `{name}`: is {shown}{what}; expected an int, a bool, a str, a list of str or None"
+        ))
+    };
+    let number = |v: f64| {
+        serde_json::Number::from_f64(v)
+            .map(Value::Number)
+            .ok_or_else(|| refuse(", not a finite number"))
+    };
+    if value.is_none() {
+        return Ok(Value::Null);
+    }
+    if value.is_instance_of::<PyBool>() {
+        return Ok(Value::Bool(value.extract::<bool>()?));
+    }
+    if let Ok(text) = value.cast::<PyString>() {
+        return utf8(text, name).map(Value::String);
+    }
+    if let Ok(v) = value.cast::<PyFloat>() {
+        return number(v.value());
+    }
+    if let Ok(list) = value.cast::<PyList>() {
+        return array(list.iter(), name, top);
+    }
+    if let Ok(tuple) = value.cast::<PyTuple>() {
+        return array(tuple.iter(), name, top);
+    }
+    if value.is_instance_of::<PyDict>() {
+        return Ok(Value::Object(serde_json::Map::new()));
+    }
+    // Integers: Python ints and anything with `__index__` (numpy integers). Beyond 64 bits
+    // they go on as a float, which the engine calls out of range.
+    match value.extract::<i128>() {
+        Ok(n) => {
+            return Ok(match (u64::try_from(n), i64::try_from(n)) {
+                (Ok(u), _) => Value::from(u),
+                (_, Ok(i)) => Value::from(i),
+                _ => number(n as f64)?,
+            })
+        }
+        Err(e) if e.is_instance_of::<PyOverflowError>(value.py()) => {
+            return match value.extract::<f64>() {
+                Ok(v) => number(v),
+                Err(_) => Err(refuse(", far out of range")),
+            };
+        }
+        Err(_) => {}
+    }
+    // numpy.bool_, then other numbers (numpy floats).
+    if let Ok(b) = value.extract::<bool>() {
+        return Ok(Value::Bool(b));
+    }
+    if let Ok(v) = value.extract::<f64>() {
+        return number(v);
+    }
+    let kind = value
+        .get_type()
+        .name()
+        .map(|n| n.to_string())
+        .unwrap_or_else(|_| "?".into());
+    Err(refuse(&format!(" (type {kind})")))
+}
+
+/// The items of a list or tuple argument, each as [`json_value`] makes it (`name[i]` in errors).
+fn array<'py>(
+    items: impl Iterator<Item = Bound<'py, PyAny>>,
+    name: &str,
+    top: bool,
+) -> PyResult<serde_json::Value> {
+    if !top {
+        return Ok(serde_json::Value::Array(Vec::new()));
+    }
+    items
+        .enumerate()
+        .map(|(i, item)| json_value(&item, &format!("{name}[{i}]"), false))
+        .collect::<PyResult<Vec<_>>>()
+        .map(serde_json::Value::Array)
+}
+
+/// A JSON value of the engine (the effective settings) as a Python object.
+fn py_value<'py>(py: Python<'py>, value: &serde_json::Value) -> PyResult<Bound<'py, PyAny>> {
+    use serde_json::Value;
+    Ok(match value {
+        Value::Null => py.None().into_bound(py),
+        Value::Bool(b) => PyBool::new(py, *b).to_owned().into_any(),
+        Value::Number(n) => match (n.as_u64(), n.as_i64()) {
+            (Some(u), _) => u.into_pyobject(py)?.into_any(),
+            (_, Some(i)) => i.into_pyobject(py)?.into_any(),
+            _ => n.as_f64().unwrap_or(f64::NAN).into_pyobject(py)?.into_any(),
+        },
+        Value::String(s) => PyString::new(py, s).into_any(),
+        Value::Array(items) => PyList::new(
+            py,
+            items
+                .iter()
+                .map(|v| py_value(py, v))
+                .collect::<PyResult<Vec<_>>>()?,
+        )?
+        .into_any(),
+        Value::Object(map) => {
+            let dict = PyDict::new(py);
+            for (k, v) in map {
+                dict.set_item(k, py_value(py, v)?)?;
+            }
+            dict.into_any()
+        }
+    })
+}
+
 fn parse_device(device: &str) -> PyResult<Device> {
     match device {
         "cpu" => Ok(Device::Cpu),
@@ -220,42 +348,29 @@ struct Model {
 
 #[pymethods]
 impl Model {
+    /// Loads a model folder. The keyword arguments other than `device` are the settings
+    /// overrides (`latebird::Overrides`, snake_case names: `query_length=...`), checked by
+    /// the engine; `None` keeps the folder's value.
     #[new]
-    #[pyo3(signature = (path, *, device="cpu", query_length=None, document_length=None, query_prefix=None, document_prefix=None, attend_to_expansion_tokens=None, do_query_expansion=None, skiplist_words=None))]
-    #[allow(clippy::too_many_arguments)]
+    #[pyo3(signature = (path, *, device="cpu", **overrides))]
     fn new(
         py: Python<'_>,
         path: std::path::PathBuf,
         device: &str,
-        query_length: Option<&Bound<'_, PyAny>>,
-        document_length: Option<&Bound<'_, PyAny>>,
-        query_prefix: Option<Bound<'_, PyString>>,
-        document_prefix: Option<Bound<'_, PyString>>,
-        attend_to_expansion_tokens: Option<bool>,
-        do_query_expansion: Option<bool>,
-        skiplist_words: Option<Vec<Bound<'_, PyString>>>,
+        overrides: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<Self> {
+        let mut map = serde_json::Map::new();
+        for (key, value) in overrides.into_iter().flatten() {
+            let key = utf8(key.cast::<PyString>()?, "keyword argument")?;
+            let value = json_value(&value, &key, true)?;
+            map.insert(key, value);
+        }
+        let overrides = Overrides::from_map(&map, Case::Snake).map_err(to_py_err)?;
         let options = Options {
-            query_length: optional_whole("query_length", query_length, 1)?,
-            document_length: optional_whole("document_length", document_length, 1)?,
-            query_prefix: query_prefix.map(|p| utf8(&p, "query_prefix")).transpose()?,
-            document_prefix: document_prefix
-                .map(|p| utf8(&p, "document_prefix"))
-                .transpose()?,
-            do_query_expansion,
-            attend_to_expansion_tokens,
-            skiplist_words: skiplist_words
-                .map(|words| {
-                    words
-                        .iter()
-                        .enumerate()
-                        .map(|(i, w)| utf8(w, &format!("skiplist_words[{i}]")))
-                        .collect::<PyResult<Vec<_>>>()
-                })
-                .transpose()?,
             device: parse_device(device)?,
             ..Options::default()
-        };
+        }
+        .with_overrides(overrides);
         let inner = py
             .detach(|| catch_panic(|| ColBERT::from_folder(&path, options)))
             .map_err(to_py_err)?;
@@ -332,15 +447,10 @@ impl Model {
     /// The effective ColBERT settings, as a dict.
     #[getter]
     fn settings<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        let s = self.inner.settings();
         let dict = PyDict::new(py);
-        dict.set_item("query_prefix", &s.query_prefix)?;
-        dict.set_item("document_prefix", &s.document_prefix)?;
-        dict.set_item("query_length", s.query_length)?;
-        dict.set_item("document_length", s.document_length)?;
-        dict.set_item("do_query_expansion", s.do_query_expansion)?;
-        dict.set_item("attend_to_expansion_tokens", s.attend_to_expansion_tokens)?;
-        dict.set_item("skiplist_words", &s.skiplist_words)?;
+        for (key, value) in self.inner.settings().to_map(Case::Snake) {
+            dict.set_item(key, py_value(py, &value)?)?;
+        }
         Ok(dict)
     }
 
@@ -544,6 +654,59 @@ fn pool_hierarchical<'py>(
         .collect()
 }
 
+// ---------------------------------------------------------------------------------------------
+// The AWS Lambda contract (crates/service), for latebird.lambda_handler: the Python handler
+// answers every event with the same library as the Rust function.
+
+/// The request limits from `LATEBIRD_MAX_TEXTS` and `LATEBIRD_MAX_CHARS` (defaults 1024 and
+/// 1000000): `(max_texts, max_chars)`. A value that is not an integer >= 1 is an
+/// `InvalidInputError` naming the variable.
+#[pyfunction]
+fn request_limits() -> PyResult<(usize, usize)> {
+    let limits = latebird_service::Limits::from_env()
+        .map_err(|e| InvalidInputError::new_err(e.to_string()))?;
+    Ok((limits.max_texts, limits.max_chars))
+}
+
+/// Answers one Lambda event, given as its JSON text, as the Rust function does: `(status,
+/// answer as JSON text)`. A bad event, a request over the limits or an engine failure is a
+/// JSON error answer, not an exception. Runs with the GIL released.
+#[pyfunction]
+fn handle_request(
+    py: Python<'_>,
+    model: &Bound<'_, Model>,
+    event_json: &Bound<'_, PyString>,
+    max_texts: &Bound<'_, PyAny>,
+    max_chars: &Bound<'_, PyAny>,
+) -> PyResult<(u16, String)> {
+    let limits = latebird_service::Limits {
+        max_texts: whole("max_texts", max_texts, 1)?,
+        max_chars: whole("max_chars", max_chars, 1)?,
+    };
+    let event = utf8(event_json, "event_json")?;
+    let model = &model.get().inner;
+    let response = py.detach(|| {
+        // The contract answers an engine panic itself; this guard covers the rest of it.
+        catch_panic(|| Ok(latebird_service::handle(model, &limits, event.as_bytes())))
+            .unwrap_or_else(|panic| {
+                latebird_service::Response::error(&latebird_service::Error::Internal {
+                    message: panic.to_string(),
+                })
+            })
+    });
+    Ok((response.status, response.body_json))
+}
+
+/// The 400 answer to an event that cannot be handed to [`handle_request`] (one the handler
+/// cannot write as JSON text): `(400, answer as JSON text)` with `message`.
+#[pyfunction]
+fn refuse_request(message: &Bound<'_, PyString>) -> (u16, String) {
+    let message = message.to_string_lossy().into_owned();
+    let response =
+        latebird_service::Response::error(&latebird_service::Error::InvalidRequest { message });
+    (response.status, response.body_json)
+}
+
 /// Panics inside the engine on purpose, through the same guard as every entry point: the
 /// tests use it to check that an engine bug reaches Python as a `LatebirdError` and leaves the
 /// interpreter running. Not part of the API.
@@ -563,6 +726,9 @@ fn _latebird(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(top_k, m)?)?;
     m.add_function(wrap_pyfunction!(pool_hierarchical, m)?)?;
     m.add_function(wrap_pyfunction!(hub_download, m)?)?;
+    m.add_function(wrap_pyfunction!(request_limits, m)?)?;
+    m.add_function(wrap_pyfunction!(handle_request, m)?)?;
+    m.add_function(wrap_pyfunction!(refuse_request, m)?)?;
     m.add_function(wrap_pyfunction!(_panic_for_tests, m)?)?;
     m.add("LatebirdError", py.get_type::<LatebirdError>())?;
     m.add("ModelLoadError", py.get_type::<ModelLoadError>())?;

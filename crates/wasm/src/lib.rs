@@ -9,7 +9,10 @@ use std::sync::Arc;
 use js_sys::{
     Array, ArrayBuffer, Float32Array, Function, Object, Reflect, Uint32Array, Uint8Array,
 };
-use latebird::{ColBERT as Engine, Embeddings, Error, ErrorKind, InputKind, Options, Ranked};
+use latebird::{
+    Case, ColBERT as Engine, Embeddings, Error, ErrorKind, InputKind, Options, Overrides, Ranked,
+};
+use serde_json::Value;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 
@@ -28,20 +31,31 @@ export type ModelFiles =
   | Record<string, Uint8Array | ArrayBuffer>
   | Map<string, Uint8Array | ArrayBuffer>;
 
-/** Overrides of the model folder's settings; an absent key keeps the folder's value. */
+/** Overrides of the model folder's settings (the engine's `Overrides`); an absent, `undefined`
+ * or `null` key keeps the folder's value. An unknown key, a value of the wrong type or out of
+ * range throws an `InvalidInputError` naming the key (an unknown key's lists the accepted ones). */
 export interface ColBERTOptions {
+  /** Query length in tokens, prefix and special tokens included: an integer from 1 to 2^28
+   * (the model's position limit applies when loading). */
   queryLength?: number;
+  /** Maximum document length in tokens, as `queryLength`. */
   documentLength?: number;
+  /** Prefix token of queries (`""`: none); it must be in the tokenizer's vocabulary. */
   queryPrefix?: string;
+  /** Prefix token of documents (`""`: none). */
   documentPrefix?: string;
+  /** Pad queries with MASK tokens to `queryLength` and keep every row. */
   doQueryExpansion?: boolean;
+  /** Let the model attend to the expansion tokens. */
   attendToExpansionTokens?: boolean;
+  /** Words whose rows are dropped from document outputs. */
   skiplistWords?: string[];
-  /** Texts per forward pass in `encode` (default 32). */
+  /** Texts per forward pass in `encode`: an integer from 1 to 2^28 (default 32). */
   batchSize?: number;
 }
 
-/** The effective settings: the folder's, with the options applied. */
+/** The effective settings: the folder's, with the options applied (the same keys as
+ * `ColBERTOptions`, every one present). */
 export interface ColBERTSettings {
   queryLength: number;
   documentLength: number;
@@ -131,9 +145,55 @@ extern "C" {
 
 /// The JS error for an engine error: an `Error` with the engine's message, named after the
 /// class of failure as in the Python package (`ModelLoadError`, `InvalidInputError`,
-/// `LatebirdError`).
+/// `LatebirdError`), with the engine's argument names spelt as the JS API spells them
+/// ([`js_names`]).
 fn js_error(err: Error) -> JsValue {
+    let err = match err {
+        Error::InvalidArgument { name, message } => Error::InvalidArgument {
+            name: js_names(&name),
+            message: js_names(&message),
+        },
+        Error::InvalidConfig { file, message } => Error::InvalidConfig {
+            file,
+            message: js_names(&message),
+        },
+        other => other,
+    };
     named_error(err.kind(), &err.to_string())
+}
+
+/// `text` with each argument name of the engine (`pool_factor`, `query_length`, ... : the
+/// settings of `latebird::Overrides` and the encode and pooling arguments) spelt in camelCase,
+/// as the JS API names them. Names inside backticks in a message are keys of a model file
+/// (config_sentence_transformers.json's `query_length`) and stay as the file spells them;
+/// other snake_case words (config keys such as max_position_embeddings) are not arguments.
+fn js_names(text: &str) -> String {
+    let mut arguments = Overrides::keys(Case::Snake);
+    arguments.extend(["pool_factor", "protected_tokens"].map(String::from));
+    let mut out = String::with_capacity(text.len());
+    let mut quoted = false;
+    let mut word = String::new();
+    let flush = |word: &mut String, out: &mut String, quoted: bool| {
+        if !quoted && arguments.contains(word) {
+            out.push_str(&Case::Camel.spell(word));
+        } else {
+            out.push_str(word);
+        }
+        word.clear();
+    };
+    for c in text.chars() {
+        if c.is_ascii_alphanumeric() || c == '_' {
+            word.push(c);
+            continue;
+        }
+        flush(&mut word, &mut out, quoted);
+        if c == '`' {
+            quoted = !quoted;
+        }
+        out.push(c);
+    }
+    flush(&mut word, &mut out, quoted);
+    out
 }
 
 fn named_error(kind: ErrorKind, message: &str) -> JsValue {
@@ -179,12 +239,14 @@ fn usable() -> Result<(), JsValue> {
     Ok(())
 }
 
-/// An [`Error::InvalidArgument`] raised by the adapter itself (a JS value of the wrong type).
+/// An [`Error::InvalidArgument`] raised by the adapter itself (a JS value of the wrong type),
+/// naming the argument as the JS API (or the caller, for an option key) spells it.
 fn invalid(name: impl Into<String>, message: impl Into<String>) -> JsValue {
-    js_error(Error::InvalidArgument {
+    let err = Error::InvalidArgument {
         name: name.into(),
         message: message.into(),
-    })
+    };
+    named_error(err.kind(), &err.to_string())
 }
 
 /// What a JS value is, for error messages.
@@ -234,17 +296,6 @@ fn whole(value: &JsValue, name: &str) -> Result<usize, JsValue> {
     }
 }
 
-fn optional<T>(
-    value: JsValue,
-    read: impl FnOnce(&JsValue) -> Result<T, JsValue>,
-) -> Result<Option<T>, JsValue> {
-    if value.is_undefined() || value.is_null() {
-        Ok(None)
-    } else {
-        read(&value).map(Some)
-    }
-}
-
 fn string(value: &JsValue, name: &str) -> Result<String, JsValue> {
     // A lone surrogate cannot become UTF-8: the conversion would replace it with U+FFFD and
     // encode a different text than the caller gave.
@@ -261,12 +312,6 @@ fn string(value: &JsValue, name: &str) -> Result<String, JsValue> {
         .ok_or_else(|| invalid(name, format!("is {}; expected a string", describe(value))))
 }
 
-fn boolean(value: &JsValue, name: &str) -> Result<bool, JsValue> {
-    value
-        .as_bool()
-        .ok_or_else(|| invalid(name, format!("is {}; expected a boolean", describe(value))))
-}
-
 fn strings(value: &JsValue, name: &str) -> Result<Vec<String>, JsValue> {
     let array = value.dyn_ref::<Array>().ok_or_else(|| {
         invalid(
@@ -281,25 +326,15 @@ fn strings(value: &JsValue, name: &str) -> Result<Vec<String>, JsValue> {
         .collect()
 }
 
-const OPTION_KEYS: [&str; 8] = [
-    "queryLength",
-    "documentLength",
-    "queryPrefix",
-    "documentPrefix",
-    "doQueryExpansion",
-    "attendToExpansionTokens",
-    "skiplistWords",
-    "batchSize",
-];
-
+/// Reads the options through the engine's one definition of the settings
+/// (`latebird::Overrides`, camelCase keys): the engine checks the keys and the values.
 fn read_options(options: Option<ColBERTOptions>) -> Result<Options, JsValue> {
-    let mut out = Options::default();
     let Some(options) = options else {
-        return Ok(out);
+        return Ok(Options::default());
     };
     let options: JsValue = options.into();
     if options.is_undefined() || options.is_null() {
-        return Ok(out);
+        return Ok(Options::default());
     }
     let object = options.dyn_ref::<Object>().ok_or_else(|| {
         invalid(
@@ -307,40 +342,87 @@ fn read_options(options: Option<ColBERTOptions>) -> Result<Options, JsValue> {
             format!("is {}; expected an object", describe(&options)),
         )
     })?;
-    // A misspelt option would otherwise be ignored silently.
-    for key in Object::keys(object).iter() {
-        let key = key.as_string().unwrap_or_default();
-        if !OPTION_KEYS.contains(&key.as_str()) {
-            return Err(invalid(
-                "options",
-                format!(
-                    "unknown key {key:?}; expected one of {}",
-                    OPTION_KEYS.join(", ")
-                ),
-            ));
+    let mut map = serde_json::Map::new();
+    for entry in Object::entries(object).iter() {
+        let entry: Array = entry.unchecked_into();
+        let key = entry.get(0).as_string().unwrap_or_default();
+        let value = json_value(&entry.get(1), &key, true)?;
+        map.insert(key, value);
+    }
+    // The engine already names the keys as the caller spelt them (camelCase): no renaming,
+    // which would turn a misspelt `query_length` into an accepted name in the message.
+    let overrides = Overrides::from_map(&map, Case::Camel)
+        .map_err(|err| named_error(err.kind(), &err.to_string()))?;
+    Ok(Options::default().with_overrides(overrides))
+}
+
+/// A JS option value as the JSON value the engine checks: `undefined`/`null`, a boolean, a
+/// number (a whole one as an integer), a string, an array of them (`top` only: a nested array
+/// or an object is passed as an empty one, which the engine refuses by its kind). What has no
+/// JSON form is refused here: a number that is not finite, a lone surrogate, a function, a
+/// symbol or a bigint.
+fn json_value(value: &JsValue, name: &str, top: bool) -> Result<Value, JsValue> {
+    if value.is_undefined() || value.is_null() {
+        return Ok(Value::Null);
+    }
+    if let Some(b) = value.as_bool() {
+        return Ok(Value::Bool(b));
+    }
+    if let Some(v) = value.as_f64() {
+        return if v.fract() == 0.0 && v.abs() < 9.2e18 {
+            Ok(if v >= 0.0 {
+                Value::from(v as u64)
+            } else {
+                Value::from(v as i64)
+            })
+        } else {
+            serde_json::Number::from_f64(v)
+                .map(Value::Number)
+                .ok_or_else(|| invalid(name, format!("is {v}; expected a finite number")))
+        };
+    }
+    if value.is_string() {
+        return string(value, name).map(Value::String);
+    }
+    if let Some(items) = value.dyn_ref::<Array>() {
+        if !top {
+            return Ok(Value::Array(Vec::new()));
+        }
+        return items
+            .iter()
+            .enumerate()
+            .map(|(i, item)| json_value(&item, &format!("{name}[{i}]"), false))
+            .collect::<Result<Vec<_>, _>>()
+            .map(Value::Array);
+    }
+    if value.is_object() && !value.is_function() {
+        return Ok(Value::Object(serde_json::Map::new()));
+    }
+    Err(invalid(
+        name,
+        format!(
+            "is {}; expected a number, a string, a boolean or an array of strings",
+            describe(value)
+        ),
+    ))
+}
+
+/// A JSON value of the engine (the effective settings) as a JS value.
+fn js_value(value: &Value) -> JsValue {
+    match value {
+        Value::Null => JsValue::NULL,
+        Value::Bool(b) => JsValue::from_bool(*b),
+        Value::Number(n) => JsValue::from_f64(n.as_f64().unwrap_or(f64::NAN)),
+        Value::String(s) => JsValue::from_str(s),
+        Value::Array(items) => items.iter().map(js_value).collect::<Array>().into(),
+        Value::Object(map) => {
+            let object = Object::new();
+            for (k, v) in map {
+                set(&object, k, js_value(v));
+            }
+            object.into()
         }
     }
-    out.query_length = optional(get(&options, "queryLength"), |v| whole(v, "queryLength"))?;
-    out.document_length = optional(get(&options, "documentLength"), |v| {
-        whole(v, "documentLength")
-    })?;
-    out.query_prefix = optional(get(&options, "queryPrefix"), |v| string(v, "queryPrefix"))?;
-    out.document_prefix = optional(get(&options, "documentPrefix"), |v| {
-        string(v, "documentPrefix")
-    })?;
-    out.do_query_expansion = optional(get(&options, "doQueryExpansion"), |v| {
-        boolean(v, "doQueryExpansion")
-    })?;
-    out.attend_to_expansion_tokens = optional(get(&options, "attendToExpansionTokens"), |v| {
-        boolean(v, "attendToExpansionTokens")
-    })?;
-    out.skiplist_words = optional(get(&options, "skiplistWords"), |v| {
-        strings(v, "skiplistWords")
-    })?;
-    if let Some(batch_size) = optional(get(&options, "batchSize"), |v| whole(v, "batchSize"))? {
-        out.batch_size = batch_size;
-    }
-    Ok(out)
 }
 
 /// Copies a file's bytes into wasm memory once, straight into the shared buffer the engine
@@ -499,32 +581,19 @@ impl Model {
     /// The effective settings (the folder's, with the options applied).
     #[wasm_bindgen(getter)]
     pub fn settings(&self) -> ColBERTSettings {
-        let s = self.engine.settings();
-        let object = Object::new();
-        set(&object, "queryLength", s.query_length as f64);
-        set(&object, "documentLength", s.document_length as f64);
-        set(&object, "queryPrefix", s.query_prefix.as_str());
-        set(&object, "documentPrefix", s.document_prefix.as_str());
-        set(&object, "doQueryExpansion", s.do_query_expansion);
-        set(
-            &object,
-            "attendToExpansionTokens",
-            s.attend_to_expansion_tokens,
+        let mut settings = self.engine.settings().to_map(Case::Camel);
+        settings.insert(
+            Case::Camel.spell("batch_size"),
+            Value::from(self.engine.batch_size()),
         );
-        let words: Array = s
-            .skiplist_words
-            .iter()
-            .map(|w| JsValue::from_str(w))
-            .collect();
-        set(&object, "skiplistWords", words);
-        set(&object, "batchSize", self.engine.batch_size() as f64);
-        object.unchecked_into()
+        js_value(&Value::Object(settings)).unchecked_into()
     }
 
     /// Encodes texts into one `{rows, dim, data}` matrix each, in input order. Queries when
     /// `isQuery`, else documents; documents are pooled when `poolFactor` > 1 (PyLate's
-    /// hierarchical pooling). `onProgress(done, total)` is called after each batch; returning
-    /// `false` stops with an error.
+    /// hierarchical pooling). Queries are never pooled: `poolFactor` > 1 with `isQuery` throws
+    /// an `InvalidInputError`, as in every latebird front end. `onProgress(done, total)` is
+    /// called after each batch; returning `false` stops with an error.
     pub fn encode(
         &self,
         texts: &JsStrings,
@@ -535,7 +604,7 @@ impl Model {
         usable()?;
         let texts = strings(texts, "texts")?;
         let pool_factor = match pool_factor {
-            Some(v) => whole(&JsValue::from_f64(v), "pool_factor")?,
+            Some(v) => whole(&JsValue::from_f64(v), "poolFactor")?,
             None => 1,
         };
         let kind = if is_query {
@@ -696,7 +765,7 @@ pub fn pool(
 ) -> Result<JsEmbeddings, JsValue> {
     usable()?;
     let m = read_matrix(embeddings, &|| "embeddings".into())?;
-    let factor = whole(&JsValue::from_f64(pool_factor), "pool_factor")?;
+    let factor = whole(&JsValue::from_f64(pool_factor), "poolFactor")?;
     let pooled = latebird::pool(&m, factor).map_err(js_error)?;
     Ok(embeddings_object(&pooled).unchecked_into())
 }

@@ -30,7 +30,7 @@ macro_rules! assert_error {
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use latebird::{ColBERT, Options};
+use latebird::{Case, ColBERT, Options, Overrides};
 use serde_json::Value;
 
 /// The repository's `tests/` folder.
@@ -72,24 +72,9 @@ impl Reference {
     }
 
     pub fn options(&self) -> Options {
-        let o = &self.overrides;
-        let usize_of = |k: &str| o.get(k).and_then(Value::as_u64).map(|v| v as usize);
-        let bool_of = |k: &str| o.get(k).and_then(Value::as_bool);
-        let str_of = |k: &str| o.get(k).and_then(Value::as_str).map(String::from);
-        Options {
-            query_length: usize_of("query_length"),
-            document_length: usize_of("document_length"),
-            query_prefix: str_of("query_prefix"),
-            document_prefix: str_of("document_prefix"),
-            do_query_expansion: bool_of("do_query_expansion"),
-            attend_to_expansion_tokens: bool_of("attend_to_expansion_tokens"),
-            skiplist_words: o.get("skiplist_words").and_then(Value::as_array).map(|a| {
-                a.iter()
-                    .map(|w| w.as_str().expect("skiplist word").to_string())
-                    .collect()
-            }),
-            ..Options::default()
-        }
+        let overrides = Overrides::from_map(&self.overrides, Case::Snake)
+            .unwrap_or_else(|e| panic!("{}: overrides: {e}", self.name));
+        Options::default().with_overrides(overrides)
     }
 
     pub fn load_model(&self, batch_size: usize) -> ColBERT {
