@@ -4,6 +4,7 @@
 use serde_json::{Map, Value};
 
 use crate::error::{Error, Result};
+use crate::models::Activation;
 use crate::source::{join, Source};
 
 /// The ASCII punctuation characters PyLate skips in documents by default.
@@ -314,17 +315,7 @@ impl Modules {
     }
 }
 
-/// Activation of a Dense layer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Activation {
-    Identity,
-    Tanh,
-    Relu,
-    Sigmoid,
-    GeluErf,
-    GeluTanh,
-}
-
+/// Activations by the names configs give them.
 impl Activation {
     pub(crate) fn from_torch_name(file: &str, name: &str) -> Result<Self> {
         let short = name.rsplit('.').next().unwrap_or(name);
@@ -359,17 +350,6 @@ impl Activation {
                 ))
             }
         })
-    }
-
-    pub(crate) fn apply(self, x: &candle_core::Tensor) -> candle_core::Result<candle_core::Tensor> {
-        match self {
-            Activation::Identity => Ok(x.clone()),
-            Activation::Tanh => x.tanh(),
-            Activation::Relu => x.relu(),
-            Activation::Sigmoid => candle_nn::ops::sigmoid(x),
-            Activation::GeluErf => x.gelu_erf(),
-            Activation::GeluTanh => x.gelu(),
-        }
     }
 }
 

@@ -2,9 +2,10 @@
 
 use candle_core::{Device, Tensor};
 
-use crate::config::{Activation, DenseConfig};
+use crate::config::DenseConfig;
 use crate::error::{Error, Result};
-use crate::models::Linear;
+use crate::models::layers::activate;
+use crate::models::{Activation, Linear};
 use crate::source::{join, Source};
 use crate::weights::WeightStore;
 
@@ -68,7 +69,7 @@ impl DenseChain {
                 let weight = store
                     .get_transposed("residual.weight", [config.out_features, config.in_features])?;
                 let bias = store.get_optional("residual.bias", &[config.out_features])?;
-                Residual::Projected(Linear::new(weight, bias)?)
+                Residual::Projected(Linear::new(weight, bias))
             };
             layers.push(Dense {
                 linear,
@@ -92,7 +93,7 @@ impl DenseChain {
     pub(crate) fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
         let mut x = x.clone();
         for layer in &self.layers {
-            let y = layer.activation.apply(&layer.linear.forward(&x)?)?;
+            let y = activate(&layer.linear.forward(&x)?, layer.activation)?;
             x = match &layer.residual {
                 Residual::None => y,
                 Residual::Input => (y + &x)?,

@@ -336,11 +336,11 @@ impl ColBERT {
         let values = if kept.is_empty() {
             Vec::new()
         } else {
-            let batch = Packed {
+            let batch = Packed::new(
                 ids,
-                positions: Tensor::from_vec(positions, total, &self.device)?,
+                Tensor::from_vec(positions, total, &self.device)?,
                 spans,
-            };
+            );
             let hidden = self.backbone.forward(&batch)?;
             let count = kept.len();
             let index = Tensor::from_vec(kept, count, &self.device)?;

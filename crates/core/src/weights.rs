@@ -18,6 +18,11 @@ pub(crate) struct WeightStore<'a> {
 }
 
 impl<'a> WeightStore<'a> {
+    /// The device the tensors are put on.
+    pub(crate) fn device(&self) -> &Device {
+        &self.device
+    }
+
     /// Parses the header; a truncated or corrupt file is an error naming `file`.
     pub(crate) fn parse(file: &str, blob: &'a Arc<Blob>, device: &Device) -> Result<Self> {
         let bytes: &'a [u8] = blob;

@@ -3,8 +3,9 @@
 
 use candle_core::Tensor;
 
-use super::{packed_attention, LayerNorm, Linear, Packed};
-use crate::config::{Activation, Fields};
+use super::layers::Activation;
+use super::layers::{packed_attention, LayerNorm, Linear, Packed};
+use crate::config::Fields;
 use crate::error::{Error, Result};
 use crate::weights::{EmbeddingTable, WeightStore};
 
@@ -114,7 +115,7 @@ impl Bert {
             let qkv = Linear::new(
                 Tensor::cat(&[qw, kw, vw], 1)?,
                 Some(Tensor::cat(&[qb, kb, vb], 0)?),
-            )?;
+            );
             all.push(Layer {
                 qkv,
                 attention_out: Linear::load(
@@ -203,7 +204,7 @@ impl Bert {
         let mut x = self.embedding_norm.forward(&x)?;
         for layer in &self.layers {
             let qkv = layer.qkv.forward(&x)?;
-            let context = packed_attention(&qkv, &batch.spans, self.heads, None, None)?;
+            let context = packed_attention(&qkv, batch, self.heads, None, None)?;
             let attended = layer
                 .attention_norm
                 .forward(&layer.attention_out.forward_residual(&context, &x)?)?;

@@ -3,7 +3,18 @@
 //! inside the 1e-5 parity budget; no fused multiply-add is used, so every instruction set
 //! computes bit-identical values.
 
-use crate::config::Activation;
+/// An elementwise activation, as torch computes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Activation {
+    Identity,
+    Tanh,
+    Relu,
+    Sigmoid,
+    /// `torch.nn.functional.gelu` (exact, through erf).
+    GeluErf,
+    /// GELU with the tanh approximation.
+    GeluTanh,
+}
 
 const LOG2_E: f32 = std::f32::consts::LOG2_E;
 /// ln 2 split so that `n * LN2_HI` is exact for the `n` that occur (Cody and Waite).
@@ -135,7 +146,60 @@ fn cpu_choice() -> (Isa, bool) {
 // Only the x86_64 builds have instruction sets to choose between.
 #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 pub(crate) fn isa() -> Isa {
+    #[cfg(test)]
+    if let Some(forced) = forced::get() {
+        return forced;
+    }
     cpu_choice().0
+}
+
+/// Every instruction set this CPU can run, lowest first.
+#[cfg(test)]
+pub(crate) fn available() -> Vec<Isa> {
+    let all = [
+        Isa::Baseline,
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2,
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512,
+    ];
+    let detected = detect();
+    all.into_iter().filter(|isa| *isa <= detected).collect()
+}
+
+/// Unit tests run every kernel on every instruction set in one `cargo test`: a test calls
+/// [`forced::each`], which sets the choice process-wide (the kernels run on pool threads)
+/// for each instruction set in turn, one such test at a time.
+#[cfg(test)]
+pub(crate) mod forced {
+    use std::sync::atomic::{AtomicU8, Ordering};
+    use std::sync::Mutex;
+
+    use super::{available, Isa};
+
+    /// 0: not forced; otherwise 1 + the position in [`available`].
+    static FORCED: AtomicU8 = AtomicU8::new(0);
+    static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+    pub(crate) fn get() -> Option<Isa> {
+        match FORCED.load(Ordering::Relaxed) {
+            0 => None,
+            i => available().get(usize::from(i) - 1).copied(),
+        }
+    }
+
+    /// Runs `f(isa)` with each available instruction set forced.
+    pub(crate) fn each(mut f: impl FnMut(Isa)) {
+        let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+        for (i, isa) in available().into_iter().enumerate() {
+            FORCED.store(i as u8 + 1, Ordering::Relaxed);
+            let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(isa)));
+            FORCED.store(0, Ordering::Relaxed);
+            if let Err(panic) = outcome {
+                std::panic::resume_unwind(panic);
+            }
+        }
+    }
 }
 
 /// Whether the fused CPU kernels are used (see [`Isa`]).
@@ -331,9 +395,15 @@ mod tests {
     #[test]
     fn every_instruction_set_gives_the_same_values() {
         let xs: Vec<f32> = grid().step_by(97).collect();
-        let mut vectorised = xs.clone();
-        bias_activation(&mut vectorised, None, Activation::GeluErf);
         let scalar: Vec<f32> = xs.iter().map(|&x| gelu_erf(x)).collect();
-        assert_eq!(vectorised, scalar);
+        let mut seen = Vec::new();
+        forced::each(|isa| {
+            assert_eq!(super::isa(), isa);
+            let mut vectorised = xs.clone();
+            bias_activation(&mut vectorised, None, Activation::GeluErf);
+            assert_eq!(vectorised, scalar, "{isa:?}");
+            seen.push(isa);
+        });
+        assert_eq!(seen, available());
     }
 }
