@@ -204,7 +204,12 @@ impl LayerNorm {
         } else {
             None
         };
-        Ok(LayerNorm { weight, bias, eps })
+        Ok(Self::new(weight, bias, eps))
+    }
+
+    /// A norm from its weight and bias `[size]`.
+    pub(crate) fn new(weight: Tensor, bias: Option<Tensor>, eps: f64) -> Self {
+        LayerNorm { weight, bias, eps }
     }
 
     pub(crate) fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {

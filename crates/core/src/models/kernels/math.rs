@@ -147,10 +147,19 @@ fn cpu_choice() -> (Isa, bool) {
 #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 pub(crate) fn isa() -> Isa {
     #[cfg(test)]
-    if let Some(forced) = forced::get() {
-        return forced;
+    if let Some(forced::Choice::Kernels(isa)) = forced::get() {
+        return isa;
     }
     cpu_choice().0
+}
+
+/// Whether the fused CPU kernels are used (see [`Isa`]).
+pub(crate) fn fused_kernels() -> bool {
+    #[cfg(test)]
+    if let Some(choice) = forced::get() {
+        return choice != forced::Choice::Generic;
+    }
+    cpu_choice().1
 }
 
 /// Every instruction set this CPU can run, lowest first.
@@ -167,9 +176,9 @@ pub(crate) fn available() -> Vec<Isa> {
     all.into_iter().filter(|isa| *isa <= detected).collect()
 }
 
-/// Unit tests run every kernel on every instruction set in one `cargo test`: a test calls
-/// [`forced::each`], which sets the choice process-wide (the kernels run on pool threads)
-/// for each instruction set in turn, one such test at a time.
+/// Unit tests run every kernel on every instruction set, and the Candle-ops path, in one
+/// `cargo test`: a test calls [`forced::each`], which sets the choice process-wide (the
+/// kernels run on pool threads) for each in turn, one such test at a time.
 #[cfg(test)]
 pub(crate) mod forced {
     use std::sync::atomic::{AtomicU8, Ordering};
@@ -177,34 +186,54 @@ pub(crate) mod forced {
 
     use super::{available, Isa};
 
-    /// 0: not forced; otherwise 1 + the position in [`available`].
+    /// How the layers run while a test forces it.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub(crate) enum Choice {
+        /// The fused kernels, compiled for this instruction set.
+        Kernels(Isa),
+        /// The Candle ops other devices run.
+        Generic,
+    }
+
+    /// 0: not forced; GENERIC; otherwise 1 + the position in [`available`].
     static FORCED: AtomicU8 = AtomicU8::new(0);
+    const GENERIC: u8 = u8::MAX;
     static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
-    pub(crate) fn get() -> Option<Isa> {
+    pub(crate) fn get() -> Option<Choice> {
         match FORCED.load(Ordering::Relaxed) {
             0 => None,
-            i => available().get(usize::from(i) - 1).copied(),
+            GENERIC => Some(Choice::Generic),
+            i => available()
+                .get(usize::from(i) - 1)
+                .map(|&isa| Choice::Kernels(isa)),
         }
     }
 
-    /// Runs `f(isa)` with each available instruction set forced.
-    pub(crate) fn each(mut f: impl FnMut(Isa)) {
+    /// Every choice this CPU can run: each instruction set's kernels, then the Candle ops.
+    pub(crate) fn all() -> Vec<Choice> {
+        let mut all: Vec<Choice> = available().into_iter().map(Choice::Kernels).collect();
+        all.push(Choice::Generic);
+        all
+    }
+
+    /// Runs `f(choice)` with each of [`all`] forced in turn.
+    pub(crate) fn each(mut f: impl FnMut(Choice)) {
         let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-        for (i, isa) in available().into_iter().enumerate() {
-            FORCED.store(i as u8 + 1, Ordering::Relaxed);
-            let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(isa)));
+        let isas = available();
+        for choice in all() {
+            let code = match choice {
+                Choice::Generic => GENERIC,
+                Choice::Kernels(isa) => 1 + isas.iter().position(|&i| i == isa).unwrap_or(0) as u8,
+            };
+            FORCED.store(code, Ordering::Relaxed);
+            let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(choice)));
             FORCED.store(0, Ordering::Relaxed);
             if let Err(panic) = outcome {
                 std::panic::resume_unwind(panic);
             }
         }
     }
-}
-
-/// Whether the fused CPU kernels are used (see [`Isa`]).
-pub(crate) fn fused_kernels() -> bool {
-    cpu_choice().1
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -397,13 +426,15 @@ mod tests {
         let xs: Vec<f32> = grid().step_by(97).collect();
         let scalar: Vec<f32> = xs.iter().map(|&x| gelu_erf(x)).collect();
         let mut seen = Vec::new();
-        forced::each(|isa| {
-            assert_eq!(super::isa(), isa);
+        forced::each(|choice| {
+            if let forced::Choice::Kernels(isa) = choice {
+                assert_eq!(super::isa(), isa);
+            }
             let mut vectorised = xs.clone();
             bias_activation(&mut vectorised, None, Activation::GeluErf);
-            assert_eq!(vectorised, scalar, "{isa:?}");
-            seen.push(isa);
+            assert_eq!(vectorised, scalar, "{choice:?}");
+            seen.push(choice);
         });
-        assert_eq!(seen, available());
+        assert_eq!(seen, forced::all());
     }
 }
