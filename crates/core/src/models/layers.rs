@@ -13,7 +13,7 @@ use candle_core::{DType, Tensor, D};
 
 use super::kernels::{self, math::fused_kernels, SMALL_ROWS};
 pub(crate) use super::kernels::{Activation, Span};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::weights::WeightStore;
 
 /// Large finite negative added to masked attention scores: exp() of it is exactly 0,
@@ -34,6 +34,44 @@ pub(crate) fn activate(x: &Tensor, activation: Activation) -> candle_core::Resul
         Activation::Sigmoid => candle_nn::ops::sigmoid(x),
         Activation::GeluErf => x.gelu_erf(),
         Activation::GeluTanh => x.gelu(),
+    }
+}
+
+/// Activations by the names configs give them.
+impl Activation {
+    pub(crate) fn from_torch_name(file: &str, name: &str) -> Result<Self> {
+        let short = name.rsplit('.').next().unwrap_or(name);
+        Ok(match short {
+            "Identity" => Activation::Identity,
+            "Tanh" => Activation::Tanh,
+            "ReLU" => Activation::Relu,
+            "Sigmoid" => Activation::Sigmoid,
+            "GELU" => Activation::GeluErf,
+            _ => {
+                return Err(Error::config(
+                    file,
+                    format!("unsupported activation_function {name:?}; expected torch.nn Identity, Tanh, ReLU, Sigmoid or GELU"),
+                ))
+            }
+        })
+    }
+
+    /// Activation named by a transformers config (`hidden_act`, `hidden_activation`).
+    pub(crate) fn from_hf_name(file: &str, key: &str, name: &str) -> Result<Self> {
+        Ok(match name {
+            "gelu" => Activation::GeluErf,
+            "gelu_new" | "gelu_pytorch_tanh" | "gelu_fast" => Activation::GeluTanh,
+            "relu" => Activation::Relu,
+            "tanh" => Activation::Tanh,
+            "sigmoid" => Activation::Sigmoid,
+            "linear" | "identity" => Activation::Identity,
+            _ => {
+                return Err(Error::config(
+                    file,
+                    format!("unsupported {key} {name:?}; expected gelu, gelu_new, gelu_pytorch_tanh, relu or tanh"),
+                ))
+            }
+        })
     }
 }
 
