@@ -10,6 +10,7 @@ use crate::dense::DenseChain;
 use crate::embeddings::Embeddings;
 use crate::error::{Error, Result};
 use crate::models::{Backbone, Packed, Span};
+use crate::precision::Precision;
 use crate::source::Source;
 use crate::tokenize::{ColbertTokenizer, InputKind, TokenizedText};
 
@@ -40,6 +41,8 @@ pub struct Options {
     pub batch_size: usize,
     /// Where the tensors live.
     pub device: Device,
+    /// The arithmetic of the linear layers ([`Precision::Float32`] unless set).
+    pub precision: Precision,
 }
 
 impl Default for Options {
@@ -54,6 +57,7 @@ impl Default for Options {
             skiplist_words: None,
             batch_size: 32,
             device: Device::Cpu,
+            precision: Precision::Float32,
         }
     }
 }
@@ -137,7 +141,19 @@ impl ColBERT {
         let modules = Modules::read(&source)?;
         let settings = options.apply(ColbertSettings::read(&source)?);
         let longest = settings.query_length.max(settings.document_length);
-        let backbone = Backbone::load(&source, &modules.transformer, &options.device, longest)?;
+        if options.precision == Precision::Int8 && !options.device.is_cpu() {
+            return Err(Error::argument(
+                "precision",
+                format!("is int8 on {:?}; int8 runs on the CPU only: expected float32 on this device, or the CPU", options.device.location()),
+            ));
+        }
+        let backbone = Backbone::load(
+            &source,
+            &modules.transformer,
+            &options.device,
+            longest,
+            options.precision,
+        )?;
         for (name, length) in [
             ("query_length", settings.query_length),
             ("document_length", settings.document_length),

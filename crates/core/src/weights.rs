@@ -5,6 +5,7 @@ use candle_core::{Device, Tensor};
 use safetensors::SafeTensors;
 
 use crate::error::{Error, Result};
+use crate::precision::Precision;
 use crate::source::Blob;
 use std::sync::Arc;
 
@@ -15,12 +16,23 @@ pub(crate) struct WeightStore<'a> {
     tensors: SafeTensors<'a>,
     prefix: String,
     device: Device,
+    /// The storage form linear layers' weights take.
+    precision: Precision,
 }
 
 impl<'a> WeightStore<'a> {
     /// The device the tensors are put on.
     pub(crate) fn device(&self) -> &Device {
         &self.device
+    }
+
+    /// The precision of the linear layers' weights (float32 unless set).
+    pub(crate) fn precision(&self) -> Precision {
+        self.precision
+    }
+
+    pub(crate) fn set_precision(&mut self, precision: Precision) {
+        self.precision = precision;
     }
 
     /// Parses the header; a truncated or corrupt file is an error naming `file`.
@@ -38,6 +50,7 @@ impl<'a> WeightStore<'a> {
             tensors,
             prefix: String::new(),
             device: device.clone(),
+            precision: Precision::Float32,
         })
     }
 

@@ -112,10 +112,11 @@ impl Bert {
             let (kw, kb) = part("key")?;
             let (vw, vb) = part("value")?;
             // One matmul for q, k and v.
-            let qkv = Linear::new(
+            let qkv = Linear::with_precision(
                 Tensor::cat(&[qw, kw, vw], 1)?,
                 Some(Tensor::cat(&[qb, kb, vb], 0)?),
-            );
+                store.precision(),
+            )?;
             all.push(Layer {
                 qkv,
                 attention_out: Linear::load(

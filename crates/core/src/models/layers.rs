@@ -11,9 +11,10 @@ use std::sync::{Arc, Mutex};
 
 use candle_core::{DType, Tensor, D};
 
-use super::kernels::{self, math::fused_kernels, SMALL_ROWS};
+use super::kernels::{self, int8::Int8Weight, math::fused_kernels, SMALL_ROWS};
 pub(crate) use super::kernels::{Activation, Span};
 use crate::error::{Error, Result};
+use crate::precision::Precision;
 use crate::weights::WeightStore;
 
 /// Large finite negative added to masked attention scores: exp() of it is exactly 0,
@@ -80,12 +81,27 @@ pub(crate) enum LinearWeight {
     /// float32, transposed to a contiguous `[in, out]`: the layout the matmul streams best
     /// (gemm reads it row by row without repacking).
     F32 { weight_t: Tensor },
+    /// int8, packed for the int8 kernels (host memory).
+    Int8(Int8Weight),
 }
 
 impl LinearWeight {
+    /// `weight_t` (`[in, out]`, f32) in `form`.
+    fn new(weight_t: Tensor, precision: Precision) -> Result<Self> {
+        Ok(match precision {
+            Precision::Float32 => LinearWeight::F32 { weight_t },
+            Precision::Int8 => {
+                let (k, n) = weight_t.dims2()?;
+                let values: Vec<f32> = weight_t.flatten_all()?.to_vec1()?;
+                LinearWeight::Int8(Int8Weight::quantize(&values, k, n))
+            }
+        })
+    }
+
     fn out_features(&self) -> usize {
         match self {
             LinearWeight::F32 { weight_t } => weight_t.dims().last().copied().unwrap_or(0),
+            LinearWeight::Int8(w) => w.out_features(),
         }
     }
 
@@ -101,6 +117,9 @@ impl LinearWeight {
                 }
                 x.matmul(weight_t)
             }
+            LinearWeight::Int8(w) => x
+                .contiguous()?
+                .apply_op1_no_bwd(&kernels::Int8Matmul { weight: w }),
         }
     }
 }
@@ -126,16 +145,28 @@ impl Linear {
         } else {
             None
         };
-        Ok(Self::new(weight_t, bias))
+        Self::with_precision(weight_t, bias, store.precision())
     }
 
-    /// A layer from its weight already transposed to a contiguous `[in, out]` and its bias
-    /// `[out]`.
+    /// A float32 layer from its weight already transposed to a contiguous `[in, out]` and
+    /// its bias `[out]`.
     pub(crate) fn new(weight_t: Tensor, bias: Option<Tensor>) -> Self {
         Linear {
             weight: LinearWeight::F32 { weight_t },
             bias,
         }
+    }
+
+    /// As [`Linear::new`], the weight stored in `form`.
+    pub(crate) fn with_precision(
+        weight_t: Tensor,
+        bias: Option<Tensor>,
+        precision: Precision,
+    ) -> Result<Self> {
+        Ok(Linear {
+            weight: LinearWeight::new(weight_t, precision)?,
+            bias,
+        })
     }
 
     fn out_features(&self) -> usize {

@@ -17,6 +17,7 @@ pub(crate) use layers::{Activation, Linear, Packed, Span};
 
 use crate::config::{parse_json_object, Fields};
 use crate::error::{Error, Result};
+use crate::precision::Precision;
 use crate::source::{join, Source};
 use crate::weights::WeightStore;
 
@@ -99,6 +100,7 @@ impl Backbone {
         dir: &str,
         device: &Device,
         longest: usize,
+        precision: Precision,
     ) -> Result<Self> {
         let file = join(dir, "config.json");
         let blob = source.read(&file, "the backbone's transformers config")?;
@@ -123,7 +125,8 @@ impl Backbone {
             });
         };
         let (weights_file, blob) = source.read_weights(dir, "the backbone's weights")?;
-        let store = WeightStore::parse(&weights_file, &blob, device)?;
+        let mut store = WeightStore::parse(&weights_file, &blob, device)?;
+        store.set_precision(precision);
         (family.load)(&fields, store, longest)
     }
 

@@ -5,6 +5,7 @@
 //! that other devices run, and both compute the same.
 
 mod attention;
+pub(crate) mod int8;
 pub(crate) mod math;
 mod matmul;
 mod norm;
@@ -287,6 +288,37 @@ impl CustomOp2 for GatedActivation {
     ) -> candle_core::Result<(CpuStorage, Shape)> {
         let bias = parameter(s2, l2, 2 * self.width, CustomOp2::name(self))?;
         self.run(s1, l1, Some(bias))
+    }
+}
+
+/// `y = x W^T` with the int8 weight `weight`, for `x` `[m, k]` f32.
+pub(crate) struct Int8Matmul<'a> {
+    pub(crate) weight: &'a int8::Int8Weight,
+}
+
+impl CustomOp1 for Int8Matmul<'_> {
+    fn name(&self) -> &'static str {
+        "latebird-int8-matmul"
+    }
+
+    fn cpu_fwd(
+        &self,
+        storage: &CpuStorage,
+        layout: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let x = contiguous(storage, layout, self.name())?;
+        let (m, k) = layout.shape().dims2()?;
+        let n = self.weight.out_features();
+        if k != self.weight.in_features() {
+            candle_core::bail!(
+                "{}: [{m}, {k}] against an int8 weight of {} inputs",
+                self.name(),
+                self.weight.in_features()
+            );
+        }
+        let mut out = vec![0f32; m * n];
+        self.weight.matmul(x, m, &mut out);
+        Ok((CpuStorage::F32(out), Shape::from((m, n))))
     }
 }
 
