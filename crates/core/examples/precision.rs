@@ -28,7 +28,7 @@ fn run(
 ) -> Result<Run, latebird::Error> {
     let start = Instant::now();
     let options = Options {
-        precision,
+        precision: Some(precision),
         ..Options::default()
     };
     let model = ColBERT::from_folder(dir, options)?;

@@ -41,8 +41,9 @@ pub struct Options {
     pub batch_size: usize,
     /// Where the tensors live.
     pub device: Device,
-    /// The arithmetic of the linear layers ([`Precision::Float32`] unless set).
-    pub precision: Precision,
+    /// The arithmetic of the linear layers; `None`: as the weights are stored (int8 for a
+    /// folder written by [`crate::quantize`], else float32).
+    pub precision: Option<Precision>,
 }
 
 impl Default for Options {
@@ -57,7 +58,7 @@ impl Default for Options {
             skiplist_words: None,
             batch_size: 32,
             device: Device::Cpu,
-            precision: Precision::Float32,
+            precision: None,
         }
     }
 }
@@ -141,7 +142,7 @@ impl ColBERT {
         let modules = Modules::read(&source)?;
         let settings = options.apply(ColbertSettings::read(&source)?);
         let longest = settings.query_length.max(settings.document_length);
-        if options.precision == Precision::Int8 && !options.device.is_cpu() {
+        if options.precision == Some(Precision::Int8) && !options.device.is_cpu() {
             return Err(Error::argument(
                 "precision",
                 format!("is int8 on {:?}; int8 runs on the CPU only: expected float32 on this device, or the CPU", options.device.location()),

@@ -4,9 +4,10 @@
 use candle_core::Tensor;
 
 use super::layers::Activation;
-use super::layers::{packed_attention, LayerNorm, Linear, Packed};
+use super::layers::{concat_outputs, packed_attention, LayerNorm, Linear, Packed};
 use crate::config::Fields;
 use crate::error::{Error, Result};
+use crate::weights::LinearParts;
 use crate::weights::{EmbeddingTable, WeightStore};
 
 struct Layer {
@@ -99,11 +100,12 @@ impl Bert {
         let mut all = Vec::with_capacity(layers);
         for i in 0..layers {
             let p = format!("encoder.layer.{i}");
-            let part = |name: &str| -> Result<(Tensor, Tensor)> {
+            let part = |name: &str| -> Result<(LinearParts, Tensor)> {
                 Ok((
-                    store.get_transposed(
+                    store.get_linear(
                         &format!("{p}.attention.self.{name}.weight"),
-                        [hidden, hidden],
+                        hidden,
+                        hidden,
                     )?,
                     store.get(&format!("{p}.attention.self.{name}.bias"), &[hidden])?,
                 ))
@@ -112,10 +114,10 @@ impl Bert {
             let (kw, kb) = part("key")?;
             let (vw, vb) = part("value")?;
             // One matmul for q, k and v.
-            let qkv = Linear::with_precision(
-                Tensor::cat(&[qw, kw, vw], 1)?,
+            let qkv = Linear::from_parts(
+                concat_outputs(vec![qw, kw, vw], store.device())?,
                 Some(Tensor::cat(&[qb, kb, vb], 0)?),
-                store.precision(),
+                &store,
             )?;
             all.push(Layer {
                 qkv,

@@ -9,13 +9,13 @@
 
 use std::sync::{Arc, Mutex};
 
-use candle_core::{DType, Tensor, D};
+use candle_core::{DType, Device, Tensor, D};
 
 use super::kernels::{self, int8::Int8Weight, math::fused_kernels, SMALL_ROWS};
 pub(crate) use super::kernels::{Activation, Span};
 use crate::error::{Error, Result};
 use crate::precision::Precision;
-use crate::weights::WeightStore;
+use crate::weights::{LinearParts, WeightStore};
 
 /// Large finite negative added to masked attention scores: exp() of it is exactly 0,
 /// and a row whose keys are all masked still yields finite (uniform) weights, never NaN.
@@ -76,6 +76,46 @@ impl Activation {
     }
 }
 
+/// int8 values `[out, in]` times their steps, as an f32 `[in, out]` tensor.
+fn dequantize(parts: LinearParts, device: &Device) -> Result<Tensor> {
+    let (values, scales) = match parts {
+        LinearParts::F32(weight_t) => return Ok(weight_t),
+        LinearParts::Int8 { values, scales } => (values, scales),
+    };
+    let n = scales.len();
+    let k = values.len() / n.max(1);
+    let mut weight_t = vec![0f32; k * n];
+    for (j, (row, step)) in values.chunks_exact(k.max(1)).zip(&scales).enumerate() {
+        for (i, &v) in row.iter().enumerate() {
+            weight_t[i * n + j] = f32::from(v) * step;
+        }
+    }
+    Ok(Tensor::from_vec(weight_t, (k, n), device)?)
+}
+
+/// Several linear layers' weights side by side (their outputs concatenated, as one fused
+/// projection): int8 when all are int8, else f32.
+pub(crate) fn concat_outputs(parts: Vec<LinearParts>, device: &Device) -> Result<LinearParts> {
+    if parts.iter().all(|p| matches!(p, LinearParts::Int8 { .. })) {
+        let (mut all_values, mut all_scales) = (Vec::new(), Vec::new());
+        for part in parts {
+            if let LinearParts::Int8 { values, scales } = part {
+                all_values.extend(values);
+                all_scales.extend(scales);
+            }
+        }
+        return Ok(LinearParts::Int8 {
+            values: all_values,
+            scales: all_scales,
+        });
+    }
+    let tensors = parts
+        .into_iter()
+        .map(|p| dequantize(p, device))
+        .collect::<Result<Vec<_>>>()?;
+    Ok(LinearParts::F32(Tensor::cat(&tensors, 1)?))
+}
+
 /// A linear layer's weight, in the storage form chosen when the model is loaded.
 pub(crate) enum LinearWeight {
     /// float32, transposed to a contiguous `[in, out]`: the layout the matmul streams best
@@ -86,14 +126,22 @@ pub(crate) enum LinearWeight {
 }
 
 impl LinearWeight {
-    /// `weight_t` (`[in, out]`, f32) in `form`.
-    fn new(weight_t: Tensor, precision: Precision) -> Result<Self> {
-        Ok(match precision {
-            Precision::Float32 => LinearWeight::F32 { weight_t },
-            Precision::Int8 => {
+    /// The weight as the checkpoint stores it, in `precision` (`None`: as stored).
+    fn new(parts: LinearParts, precision: Option<Precision>, device: &Device) -> Result<Self> {
+        Ok(match (parts, precision) {
+            (LinearParts::F32(weight_t), Some(Precision::Int8)) => {
                 let (k, n) = weight_t.dims2()?;
                 let values: Vec<f32> = weight_t.flatten_all()?.to_vec1()?;
                 LinearWeight::Int8(Int8Weight::quantize(&values, k, n))
+            }
+            (LinearParts::F32(weight_t), _) => LinearWeight::F32 { weight_t },
+            (parts @ LinearParts::Int8 { .. }, Some(Precision::Float32)) => LinearWeight::F32 {
+                weight_t: dequantize(parts, device)?,
+            },
+            (LinearParts::Int8 { values, scales }, _) => {
+                let n = scales.len();
+                let k = values.len() / n.max(1);
+                LinearWeight::Int8(Int8Weight::from_quantized(&values, scales, k, n))
             }
         })
     }
@@ -138,14 +186,13 @@ impl Linear {
         out_features: usize,
         bias: bool,
     ) -> Result<Self> {
-        let weight_t =
-            store.get_transposed(&format!("{name}.weight"), [out_features, in_features])?;
+        let weight = store.get_linear(&format!("{name}.weight"), out_features, in_features)?;
         let bias = if bias {
             Some(store.get(&format!("{name}.bias"), &[out_features])?)
         } else {
             None
         };
-        Self::with_precision(weight_t, bias, store.precision())
+        Self::from_parts(weight, bias, store)
     }
 
     /// A float32 layer from its weight already transposed to a contiguous `[in, out]` and
@@ -157,14 +204,15 @@ impl Linear {
         }
     }
 
-    /// As [`Linear::new`], the weight stored in `form`.
-    pub(crate) fn with_precision(
-        weight_t: Tensor,
+    /// A layer from its weight as the checkpoint stores it and its bias, in the store's
+    /// precision.
+    pub(crate) fn from_parts(
+        weight: LinearParts,
         bias: Option<Tensor>,
-        precision: Precision,
+        store: &WeightStore,
     ) -> Result<Self> {
         Ok(Linear {
-            weight: LinearWeight::new(weight_t, precision)?,
+            weight: LinearWeight::new(weight, store.precision(), store.device())?,
             bias,
         })
     }

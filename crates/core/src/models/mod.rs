@@ -11,6 +11,7 @@ pub(crate) mod xlm_roberta;
 use candle_core::{Device, Tensor};
 
 // The scoring kernels follow the same instruction-set choice as the model kernels.
+pub(crate) use kernels::int8::quantize_symmetric;
 #[cfg(target_arch = "x86_64")]
 pub(crate) use kernels::math::{isa, Isa};
 pub(crate) use layers::{Activation, Linear, Packed, Span};
@@ -100,7 +101,7 @@ impl Backbone {
         dir: &str,
         device: &Device,
         longest: usize,
-        precision: Precision,
+        precision: Option<Precision>,
     ) -> Result<Self> {
         let file = join(dir, "config.json");
         let blob = source.read(&file, "the backbone's transformers config")?;

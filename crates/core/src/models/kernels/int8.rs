@@ -41,21 +41,13 @@ impl Int8Weight {
     /// Quantizes `w_t` `[k, n]` (the transposed weight, row-major) per output column:
     /// `q = round(w / s)` with `s = max|w| / 127`.
     pub(crate) fn quantize(w_t: &[f32], k: usize, n: usize) -> Self {
-        let mut scales = vec![0f32; n];
-        for row in w_t.chunks_exact(n) {
-            for (s, w) in scales.iter_mut().zip(row) {
-                *s = s.max(w.abs());
-            }
-        }
-        for s in &mut scales {
-            *s = if *s > 0.0 { *s / QMAX } else { 1.0 };
-        }
-        let mut q = vec![0i8; n * k];
+        let mut w = vec![0f32; n * k];
         for (i, row) in w_t.chunks_exact(n).enumerate() {
-            for (j, w) in row.iter().enumerate() {
-                q[j * k + i] = (w / scales[j]).round().clamp(-QMAX, QMAX) as i8;
+            for (j, &v) in row.iter().enumerate() {
+                w[j * k + i] = v;
             }
         }
+        let (q, scales) = quantize_symmetric(&w, k);
         Self::from_quantized(&q, scales, k, n)
     }
 
@@ -157,6 +149,24 @@ impl Int8Weight {
             }
         });
     }
+}
+
+/// Quantizes each row of `w` (rows of `cols` values: a weight `[out, in]`) symmetrically:
+/// `q = round(w / s)` with `s = max|w| / 127` per row (1 for a row of zeros). The one
+/// quantizer of the engine: at load and in [`crate::quantize`], so that both give the same
+/// values.
+pub(crate) fn quantize_symmetric(w: &[f32], cols: usize) -> (Vec<i8>, Vec<f32>) {
+    let mut q = vec![0i8; w.len()];
+    let mut scales = Vec::with_capacity(w.len() / cols.max(1));
+    for (row, out) in w.chunks_exact(cols).zip(q.chunks_exact_mut(cols)) {
+        let max = row.iter().fold(0f32, |m, x| m.max(x.abs()));
+        let scale = if max > 0.0 { max / QMAX } else { 1.0 };
+        for (o, x) in out.iter_mut().zip(row) {
+            *o = (x / scale).round().clamp(-QMAX, QMAX) as i8;
+        }
+        scales.push(scale);
+    }
+    (q, scales)
 }
 
 #[derive(Clone, Copy)]
