@@ -50,8 +50,13 @@ ABSTRACTS = ROOT.parent / "shared" / "data" / "abstracts.jsonl"
 BENCH_MODEL = ROOT / "target" / "bench-models" / "modernbert-base-random"
 DEFAULT_MODELS = [ROOT / "tests" / "models" / "minilm-colbert", BENCH_MODEL]
 OUT = ROOT / "target" / "bench"
-SYSTEMS = ("latebird", "pylate", "onnxruntime")
-LABELS = {"latebird": "latebird", "pylate": "PyLate", "onnxruntime": "ONNX Runtime"}
+SYSTEMS = ("latebird", "latebird-int8", "pylate", "onnxruntime")
+LABELS = {
+    "latebird": "latebird",
+    "latebird-int8": "latebird int8",
+    "pylate": "PyLate",
+    "onnxruntime": "ONNX Runtime",
+}
 RSS_MARGIN_MB = 100
 
 # Runs inside the measured process; prints one JSON line of figures. Arguments: system, model
@@ -63,9 +68,9 @@ system, model_dir, texts_file, threads, onnx_path, check_file = sys.argv[1:7]
 threads, check, rounds, budget, samples = int(threads), int(sys.argv[7]), int(sys.argv[8]), float(sys.argv[9]), int(sys.argv[10])
 texts = json.load(open(texts_file))
 queries, documents = texts["queries"], texts["documents"]
-if system == "latebird":
+if system.startswith("latebird"):
     import latebird
-    model = latebird.ColBERT(model_dir)
+    model = latebird.ColBERT(model_dir, precision="int8" if system == "latebird-int8" else None)
     def encode(xs, is_query, batch_size=32):
         return model.encode(xs, is_query=is_query, batch_size=batch_size, show_progress_bar=False)
 elif system == "pylate":
@@ -320,7 +325,8 @@ def max_diff(system: dict, reference: dict) -> dict[str, float | str]:
     out: dict[str, float | str] = {}
     for kind in ("document", "query"):
         names = sorted((k for k in want.files if k.startswith(kind + ".")), key=len)
-        worst = 0.0
+        worst: float | str = 0.0
+        cosine = 1.0
         for name in names:
             if name not in got.files or got[name].shape != want[name].shape:
                 shape = got[name].shape if name in got.files else None
@@ -328,7 +334,10 @@ def max_diff(system: dict, reference: dict) -> dict[str, float | str]:
                 break
             if want[name].size:
                 worst = max(worst, float(np.abs(got[name] - want[name]).max()))
+                # Rows are L2-normalised: row-wise dot products are cosines.
+                cosine = min(cosine, float(np.sum(got[name] * want[name], axis=1).min()))
         out[kind] = worst
+        out[kind + "_cosine"] = cosine
     return out
 
 
@@ -352,19 +361,25 @@ def fmt(value, pattern: str) -> str:
     return "n/a" if value is None else pattern.format(value)
 
 
-def ratio(results: dict, key: str, other: str) -> str:
-    a, b = results.get("latebird", {}).get(key), results.get(other, {}).get(key)
+def ratio(results: dict, key: str, other: str, system: str = "latebird") -> str:
+    a, b = results.get(system, {}).get(key), results.get(other, {}).get(key)
     return "n/a" if a is None or not b else f"{a / b:.2f}x"
 
 
 def model_table(results: dict) -> list[str]:
     systems = [s for s in SYSTEMS if s in results]
     peers = [s for s in ("pylate", "onnxruntime") if s in results and "latebird" in results]
+    int8 = "latebird-int8" in results and "latebird" in results
+    int8_peers = [s for s in ("pylate", "onnxruntime") if s in results and int8]
     head = [LABELS[s] for s in systems] + [f"latebird / {LABELS[s]}" for s in peers]
+    head += ["int8 / float32"] * int8 + [f"int8 / {LABELS[s]}" for s in int8_peers]
     lines = ["| figure | " + " | ".join(head) + " |", "|---|" + "---:|" * len(head)]
     for key, label, pattern in ROWS:
         cells = [fmt(results[s].get(key), pattern) for s in systems]
         cells += [ratio(results, key, s) for s in peers]
+        if int8:
+            cells.append(ratio(results, key, "latebird", "latebird-int8"))
+        cells += [ratio(results, key, s, "latebird-int8") for s in int8_peers]
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
     return lines
 
@@ -376,10 +391,13 @@ def diff_lines(diffs: dict, check: int) -> list[str]:
         parts = [
             f"{plural[kind]} {v:.1e}" if isinstance(v, float) else f"{plural[kind]} MISMATCH ({v})"
             for kind, v in d.items()
+            if kind in plural
         ]
-        out.append(
-            f"max |{LABELS[system]} - PyLate| over the first {check} texts: " + ", ".join(parts)
-        )
+        line = f"max |{LABELS[system]} - PyLate| over the first {check} texts: " + ", ".join(parts)
+        if system == "latebird-int8":
+            cosines = [f"{plural[k]} {d[k + '_cosine']:.4f}" for k in plural if k + "_cosine" in d]
+            line += "; smallest token cosine with PyLate: " + ", ".join(cosines)
+        out.append(line)
     return out
 
 
@@ -497,6 +515,7 @@ def main() -> None:
             parser.error(f"{m} is not a model folder")
     pythons = {
         "latebird": args.latebird_python,
+        "latebird-int8": args.latebird_python,
         "pylate": args.pylate_python,
         "onnxruntime": args.onnx_python,
     }
@@ -542,7 +561,7 @@ def main() -> None:
         over = [LABELS[s] for s, r in results.items() if (r["doc_peak_fraction"] or 0) > 1]
         torch_used = [
             LABELS[s]
-            for s in ("latebird", "onnxruntime")
+            for s in ("latebird", "latebird-int8", "onnxruntime")
             if results.get(s, {}).get("torch_imported")
         ]
         notes[name] = {
@@ -570,6 +589,7 @@ def render(args, source, peak, peak_text, all_results, shapes, diffs, notes, loa
     vers, pythons = {}, {}
     interpreters = {
         "latebird": args.latebird_python,
+        "latebird-int8": args.latebird_python,
         "pylate": args.pylate_python,
         "onnxruntime": args.onnx_python,
     }
@@ -594,8 +614,8 @@ def render(args, source, peak, peak_text, all_results, shapes, diffs, notes, loa
     out = [
         "# Benchmarks",
         "",
-        "latebird against PyLate (PyTorch) and ONNX Runtime on CPU, float32, "
-        f"{args.threads} threads for every system, each system in a fresh process.",
+        "latebird against PyLate (PyTorch) and ONNX Runtime on CPU, float32 (and latebird "
+        f"in int8), {args.threads} threads for every system, each system in a fresh process.",
         "",
         f"- date: {datetime.datetime.now().astimezone().strftime('%Y-%m-%d %H:%M %Z')}",
         f"- machine: {info['cpu']}; {info['cores']}; {info['os']}",

@@ -8,6 +8,7 @@
 
 Scoring, ranking and pooling on embeddings: `latebird.scores` (`colbert_scores`, `maxsim`),
 `latebird.rank` (`rerank`, `top_k`), `latebird.pooling` (`pool_embeddings_hierarchical`).
+`latebird.quantize(model, output)` writes an int8 copy of a model folder.
 """
 
 from . import pooling, rank, scores
@@ -24,6 +25,7 @@ from ._latebird import (
     hub_download,
 )
 from .colbert import ColBERT
+from .quantize import quantize
 
 __all__ = [
     "ColBERT",
@@ -38,6 +40,7 @@ __all__ = [
     "__version__",
     "hub_download",
     "pooling",
+    "quantize",
     "rank",
     "scores",
 ]

@@ -2,7 +2,7 @@
 
 from collections.abc import Callable, Sequence
 from os import PathLike
-from typing import final
+from typing import Any, Literal, final
 
 import numpy as np
 import numpy.typing as npt
@@ -22,8 +22,10 @@ __all__ = [
     "_panic_for_tests",
     "handle_request",
     "hub_download",
+    "lambda_model",
     "maxsim",
     "pool_hierarchical",
+    "quantize",
     "refuse_request",
     "request_limits",
     "rerank",
@@ -87,6 +89,7 @@ class Model:
         do_query_expansion: bool | None = None,
         skiplist_words: Sequence[str] | None = None,
         batch_size: int | None = None,
+        precision: Literal["float32", "int8"] | None = None,
     ) -> Self: ...
     def encode(
         self,
@@ -98,6 +101,8 @@ class Model:
     ) -> list[npt.NDArray[np.float32]]: ...
     @property
     def dim(self) -> int: ...
+    @property
+    def precision(self) -> Literal["float32", "int8"]: ...
     @property
     def settings(self) -> dict[str, object]: ...
     def tokenize(self, text: str, is_query: bool) -> tuple[list[int], list[int]]: ...
@@ -129,7 +134,15 @@ def pool_hierarchical(
 ) -> list[npt.NDArray[np.float32]]:
     """Hierarchical token pooling of each document."""
 
+def quantize(
+    model: str | PathLike[str], output: str | PathLike[str], precision: str
+) -> dict[str, Any]:
+    """Writes an int8 copy of the model folder `model` to `output` (a new or empty folder)."""
+
 # The AWS Lambda contract (crates/service), for latebird.lambda_handler.
+
+def lambda_model() -> tuple[str, Model]:
+    """(folder, model): the Lambda function's model from LATEBIRD_MODEL and LATEBIRD_SETTINGS."""
 
 def request_limits() -> tuple[int, int]:
     """(max_texts, max_chars) from LATEBIRD_MAX_TEXTS and LATEBIRD_MAX_CHARS (1024, 1000000)."""

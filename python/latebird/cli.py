@@ -93,7 +93,9 @@ def _load_model(args: argparse.Namespace) -> Any:
     from .colbert import ColBERT
 
     try:
-        return ColBERT(args.model, revision=args.revision, device=args.device)
+        return ColBERT(
+            args.model, revision=args.revision, device=args.device, precision=args.precision
+        )
     except LatebirdError as e:
         _fail(f"cannot load model {args.model!r}: {e}", EXIT_FAILURE)
 
@@ -208,6 +210,27 @@ def cmd_rank(args: argparse.Namespace) -> None:
             f.write(json.dumps(line, ensure_ascii=False) + "\n")
 
 
+def cmd_quantize(args: argparse.Namespace) -> None:
+    from . import InvalidInputError, LatebirdError
+    from .quantize import quantize
+
+    try:
+        report = quantize(args.model, args.output, args.precision)
+    except InvalidInputError as e:
+        _fail(str(e), EXIT_USAGE)
+    except LatebirdError as e:
+        _fail(f"cannot quantize {args.model!r}: {e}", EXIT_FAILURE)
+    before, after = report["bytes_before"], report["bytes_after"]
+    print(
+        f"{args.output}: {report['quantized']} weight matrices in {args.precision}; "
+        f"backbone weights {before / 1e6:.1f} MB -> {after / 1e6:.1f} MB",
+        file=sys.stderr,
+    )
+    if report["skipped"]:
+        left_out = ", ".join(report["skipped"])
+        print(f"left out (float copies of the same weights): {left_out}", file=sys.stderr)
+
+
 def _check_output_dir(path: str) -> None:
     if path == "-":
         return
@@ -243,6 +266,11 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--batch-size", type=_positive, default=32)
         p.add_argument("--pool-factor", type=_positive, default=1, help="documents only")
         p.add_argument(
+            "--precision",
+            choices=["float32", "int8"],
+            help="arithmetic of the linear layers (default: as the model folder stores them)",
+        )
+        p.add_argument(
             "--input-format",
             choices=["auto", "text", "jsonl"],
             default="auto",
@@ -272,6 +300,14 @@ def build_parser() -> argparse.ArgumentParser:
     rank.add_argument("--top-k", type=_positive, default=10)
     rank.add_argument("--output", help="JSONL file (default: stdout)")
     rank.set_defaults(run=cmd_rank)
+
+    quantize = sub.add_parser(
+        "quantize", help="write an int8 copy of a model folder (about 1/4 of the weights)"
+    )
+    quantize.add_argument("model", help="PyLate model folder")
+    quantize.add_argument("output", help="new or empty folder to write")
+    quantize.add_argument("--precision", choices=["int8"], default="int8")
+    quantize.set_defaults(run=cmd_quantize)
     return parser
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from typing import Union, overload
+from typing import Literal, Union, overload
 
 import numpy as np
 import numpy.typing as npt
@@ -90,6 +90,7 @@ class ColBERT:
         attend_to_expansion_tokens: bool | None = None,
         do_query_expansion: bool | None = None,
         skiplist_words: list[str] | None = None,
+        precision: Literal["float32", "int8"] | None = None,
         revision: str | None = None,
         cache_folder: PathLike | None = None,
         token: str | None = None,
@@ -108,9 +109,16 @@ class ColBERT:
             attend_to_expansion_tokens=attend_to_expansion_tokens,
             do_query_expansion=do_query_expansion,
             skiplist_words=skiplist_words,
+            precision=precision,
         )
         self.model_name_or_path = path
         self.device = device
+
+    @property
+    def precision(self) -> Literal["float32", "int8"]:
+        """The arithmetic of the linear layers: the `precision` given, else the one the model
+        folder stores (`"int8"` for a folder written by `latebird.quantize`)."""
+        return self._model.precision
 
     # The effective settings, read back from the engine.
     @property

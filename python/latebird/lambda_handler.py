@@ -3,34 +3,22 @@
 A thin wrapper: every event is answered by the contract library the Rust function runs too
 (crates/service, through the extension), so both give the same answers and the same errors
 (crates/lambda/README.md). The model is loaded once per execution environment, at import (the
-init phase), from LATEBIRD_MODEL (default: `model/` in the package if present, else
-/opt/model, a layer). Limits: LATEBIRD_MAX_TEXTS (1024) and LATEBIRD_MAX_CHARS (1000000),
-checked before encoding.
+init phase), as the Rust function loads it: from LATEBIRD_MODEL (default: `model/` in the
+package if present, else /opt/model, a layer) with the engine settings of LATEBIRD_SETTINGS
+(a JSON object, e.g. {"precision": "int8"}). Limits: LATEBIRD_MAX_TEXTS (1024) and
+LATEBIRD_MAX_CHARS (1000000), checked before encoding.
 """
 
 from __future__ import annotations
 
 import json
-import os
 from typing import Any
 
-from ._latebird import handle_request, refuse_request, request_limits
-from .colbert import ColBERT
-
-
-def _model_folder() -> str:
-    configured = os.environ.get("LATEBIRD_MODEL", "").strip()
-    if configured:
-        return configured
-    packaged = os.path.join(os.environ.get("LAMBDA_TASK_ROOT", "."), "model")
-    if os.path.isfile(os.path.join(packaged, "modules.json")):
-        return packaged
-    return "/opt/model"
-
+from ._latebird import handle_request, lambda_model, refuse_request, request_limits
 
 # Init: bad limits or a model that cannot be loaded fail here, and Lambda reports the error.
 MAX_TEXTS, MAX_CHARS = request_limits()
-MODEL = ColBERT(_model_folder())
+MODEL_FOLDER, MODEL = lambda_model()
 
 
 def handler(event: Any, context: Any = None) -> dict[str, Any]:
@@ -46,6 +34,6 @@ def handler(event: Any, context: Any = None) -> dict[str, Any]:
     except (TypeError, ValueError) as e:  # only for an event that did not come as JSON
         _, answer = refuse_request(f"the event is not JSON: {e}")
     else:
-        _, answer = handle_request(MODEL._model, event_json, MAX_TEXTS, MAX_CHARS)
+        _, answer = handle_request(MODEL, event_json, MAX_TEXTS, MAX_CHARS)
     result: dict[str, Any] = json.loads(answer)
     return result

@@ -9,7 +9,7 @@ import { loadPackage, modelDir, readFolder } from './helpers.mjs';
 const pkg = await loadPackage();
 const files = readFolder(modelDir('minilm-colbert'));
 const ACCEPTED =
-  'queryLength, documentLength, queryPrefix, documentPrefix, doQueryExpansion, attendToExpansionTokens, skiplistWords, batchSize';
+  'queryLength, documentLength, queryPrefix, documentPrefix, doQueryExpansion, attendToExpansionTokens, skiplistWords, batchSize, precision';
 // The engine's names of arguments the JS API spells in camelCase.
 const SNAKE = /\b(query_length|document_length|query_prefix|document_prefix|do_query_expansion|attend_to_expansion_tokens|skiplist_words|batch_size|pool_factor|protected_tokens)\b/;
 
@@ -46,6 +46,7 @@ test('option values are checked by the engine, naming the camelCase key', () => 
     [{ skiplistWords: 'the' }, ['`skiplistWords`: is the string "the"; expected a list of strings']],
     [{ queryLength: NaN }, ['`queryLength`: is NaN; expected a finite number']],
     [{ queryLength: () => 4 }, ['`queryLength`: is a Function; expected a number']],
+    [{ precision: 'int4' }, ['`precision`: is the string "int4"; expected one of float32, int8']],
   ]) {
     const e = thrown(() => pkg.ColBERT.fromFiles(files, options));
     assert.equal(e.name, 'InvalidInputError', e.message);
@@ -64,6 +65,7 @@ test('settings come from the same definition and can be given back as options', 
   assert.equal(settings.queryLength, 12);
   assert.deepEqual(settings.skiplistWords, ['the']);
   assert.equal(settings.batchSize, 3);
+  assert.equal(settings.precision, 'float32');
   assert.equal(settings.queryPrefix, '[Q] ');
   const again = pkg.ColBERT.fromFiles(files, settings);
   assert.deepEqual(again.settings, settings);

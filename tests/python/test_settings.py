@@ -21,7 +21,7 @@ SETTINGS = {
 }
 ACCEPTED = (
     "query_length, document_length, query_prefix, document_prefix, do_query_expansion, "
-    "attend_to_expansion_tokens, skiplist_words, batch_size"
+    "attend_to_expansion_tokens, skiplist_words, batch_size, precision"
 )
 
 
@@ -74,6 +74,8 @@ def test_unknown_keyword_lists_the_accepted_ones(minilm_dir):
         ("document_length", 10**400, ["far out of range"]),
         ("query_length", {}, ["is an object"]),
         ("query_length", object(), ["(type object)"]),
+        ("precision", "int4", ['is the string "int4"', "expected one of float32, int8"]),
+        ("precision", 8, ["is 8", "expected a string"]),
     ],
 )
 def test_values_are_checked_by_the_engine(minilm_dir, name, value, needles):

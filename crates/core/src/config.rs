@@ -4,7 +4,7 @@
 use serde_json::{Map, Value};
 
 use crate::error::{Error, Result};
-use crate::source::{join, Source};
+use crate::source::Source;
 
 /// The ASCII punctuation characters PyLate skips in documents by default.
 pub const DEFAULT_SKIPLIST: &str = "!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~";
@@ -312,104 +312,5 @@ impl Modules {
             )
         })?;
         Ok(Modules { transformer, dense })
-    }
-}
-
-/// Activation of a Dense layer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Activation {
-    Identity,
-    Tanh,
-    Relu,
-    Sigmoid,
-    GeluErf,
-    GeluTanh,
-}
-
-impl Activation {
-    pub(crate) fn from_torch_name(file: &str, name: &str) -> Result<Self> {
-        let short = name.rsplit('.').next().unwrap_or(name);
-        Ok(match short {
-            "Identity" => Activation::Identity,
-            "Tanh" => Activation::Tanh,
-            "ReLU" => Activation::Relu,
-            "Sigmoid" => Activation::Sigmoid,
-            "GELU" => Activation::GeluErf,
-            _ => {
-                return Err(Error::config(
-                    file,
-                    format!("unsupported activation_function {name:?}; expected torch.nn Identity, Tanh, ReLU, Sigmoid or GELU"),
-                ))
-            }
-        })
-    }
-
-    /// Activation named by a transformers config (`hidden_act`, `hidden_activation`).
-    pub(crate) fn from_hf_name(file: &str, key: &str, name: &str) -> Result<Self> {
-        Ok(match name {
-            "gelu" => Activation::GeluErf,
-            "gelu_new" | "gelu_pytorch_tanh" | "gelu_fast" => Activation::GeluTanh,
-            "relu" => Activation::Relu,
-            "tanh" => Activation::Tanh,
-            "sigmoid" => Activation::Sigmoid,
-            "linear" | "identity" => Activation::Identity,
-            _ => {
-                return Err(Error::config(
-                    file,
-                    format!("unsupported {key} {name:?}; expected gelu, gelu_new, gelu_pytorch_tanh, relu or tanh"),
-                ))
-            }
-        })
-    }
-
-    pub(crate) fn apply(self, x: &candle_core::Tensor) -> candle_core::Result<candle_core::Tensor> {
-        match self {
-            Activation::Identity => Ok(x.clone()),
-            Activation::Tanh => x.tanh(),
-            Activation::Relu => x.relu(),
-            Activation::Sigmoid => candle_nn::ops::sigmoid(x),
-            Activation::GeluErf => x.gelu_erf(),
-            Activation::GeluTanh => x.gelu(),
-        }
-    }
-}
-
-/// One Dense module's `config.json`.
-#[derive(Debug, Clone)]
-pub(crate) struct DenseConfig {
-    pub(crate) in_features: usize,
-    pub(crate) out_features: usize,
-    pub(crate) bias: bool,
-    pub(crate) activation: Activation,
-    pub(crate) use_residual: bool,
-}
-
-impl DenseConfig {
-    pub(crate) fn read(source: &Source, dir: &str) -> Result<Self> {
-        let file = join(dir, "config.json");
-        let map = read_json(source, &file, "each Dense module has a config.json")?;
-        let f = Fields::new(&file, &map);
-        let activation = match f.opt_str("activation_function")? {
-            Some(name) => Activation::from_torch_name(&file, name)?,
-            // sentence-transformers' Dense defaults to Tanh.
-            None => Activation::Tanh,
-        };
-        let in_features = f.usize("in_features")?;
-        let out_features = f.usize("out_features")?;
-        for (key, value) in [("in_features", in_features), ("out_features", out_features)] {
-            if value == 0 {
-                return Err(Error::config(
-                    &file,
-                    format!("`{key}` is 0; expected at least 1"),
-                ));
-            }
-        }
-        Ok(DenseConfig {
-            in_features,
-            out_features,
-            bias: f.opt_bool("bias")?.unwrap_or(true),
-            activation,
-            use_residual: f.opt_bool("use_residual")?.unwrap_or(false),
-        })
     }
 }

@@ -2,9 +2,10 @@
 
 use candle_core::{Device, Tensor};
 
-use crate::config::{Activation, DenseConfig};
+use crate::config::{read_json, Fields};
 use crate::error::{Error, Result};
-use crate::models::Linear;
+use crate::models::layers::activate;
+use crate::models::{Activation, Linear};
 use crate::source::{join, Source};
 use crate::weights::WeightStore;
 
@@ -68,7 +69,7 @@ impl DenseChain {
                 let weight = store
                     .get_transposed("residual.weight", [config.out_features, config.in_features])?;
                 let bias = store.get_optional("residual.bias", &[config.out_features])?;
-                Residual::Projected(Linear::new(weight, bias)?)
+                Residual::Projected(Linear::new(weight, bias))
             };
             layers.push(Dense {
                 linear,
@@ -92,7 +93,7 @@ impl DenseChain {
     pub(crate) fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
         let mut x = x.clone();
         for layer in &self.layers {
-            let y = layer.activation.apply(&layer.linear.forward(&x)?)?;
+            let y = activate(&layer.linear.forward(&x)?, layer.activation)?;
             x = match &layer.residual {
                 Residual::None => y,
                 Residual::Input => (y + &x)?,
@@ -100,5 +101,45 @@ impl DenseChain {
             };
         }
         Ok(x)
+    }
+}
+
+/// One Dense module's `config.json`.
+#[derive(Debug, Clone)]
+pub(crate) struct DenseConfig {
+    pub(crate) in_features: usize,
+    pub(crate) out_features: usize,
+    pub(crate) bias: bool,
+    pub(crate) activation: Activation,
+    pub(crate) use_residual: bool,
+}
+
+impl DenseConfig {
+    pub(crate) fn read(source: &Source, dir: &str) -> Result<Self> {
+        let file = join(dir, "config.json");
+        let map = read_json(source, &file, "each Dense module has a config.json")?;
+        let f = Fields::new(&file, &map);
+        let activation = match f.opt_str("activation_function")? {
+            Some(name) => Activation::from_torch_name(&file, name)?,
+            // sentence-transformers' Dense defaults to Tanh.
+            None => Activation::Tanh,
+        };
+        let in_features = f.usize("in_features")?;
+        let out_features = f.usize("out_features")?;
+        for (key, value) in [("in_features", in_features), ("out_features", out_features)] {
+            if value == 0 {
+                return Err(Error::config(
+                    &file,
+                    format!("`{key}` is 0; expected at least 1"),
+                ));
+            }
+        }
+        Ok(DenseConfig {
+            in_features,
+            out_features,
+            bias: f.opt_bool("bias")?.unwrap_or(true),
+            activation,
+            use_residual: f.opt_bool("use_residual")?.unwrap_or(false),
+        })
     }
 }

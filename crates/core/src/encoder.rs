@@ -11,6 +11,7 @@ use crate::embeddings::Embeddings;
 use crate::error::{Error, Result};
 use crate::models::{Backbone, Packed, Span};
 use crate::overrides::Overrides;
+use crate::precision::Precision;
 use crate::source::Source;
 use crate::tokenize::{ColbertTokenizer, InputKind, TokenizedText};
 
@@ -43,6 +44,9 @@ pub struct Options {
     pub batch_size: usize,
     /// Where the tensors live.
     pub device: Device,
+    /// The arithmetic of the linear layers; `None`: as the weights are stored (int8 for a
+    /// folder written by [`crate::quantize`], else float32).
+    pub precision: Option<Precision>,
 }
 
 impl Default for Options {
@@ -57,6 +61,7 @@ impl Default for Options {
             skiplist_words: None,
             batch_size: 32,
             device: Device::Cpu,
+            precision: None,
         }
     }
 }
@@ -93,6 +98,7 @@ impl Options {
             attend_to_expansion_tokens,
             skiplist_words,
             batch_size,
+            precision,
         } = overrides;
         self.query_length = query_length.or(self.query_length);
         self.document_length = document_length.or(self.document_length);
@@ -103,6 +109,7 @@ impl Options {
             attend_to_expansion_tokens.or(self.attend_to_expansion_tokens);
         self.skiplist_words = skiplist_words.or(self.skiplist_words);
         self.batch_size = batch_size.unwrap_or(self.batch_size);
+        self.precision = precision.or(self.precision);
         self
     }
 
@@ -117,6 +124,7 @@ impl Options {
             attend_to_expansion_tokens: self.attend_to_expansion_tokens,
             skiplist_words: self.skiplist_words.clone(),
             batch_size: Some(self.batch_size),
+            precision: self.precision,
         }
     }
 }
@@ -128,6 +136,7 @@ pub struct ColBERT {
     dense: DenseChain,
     device: Device,
     batch_size: usize,
+    precision: Precision,
 }
 
 impl ColBERT {
@@ -154,7 +163,13 @@ impl ColBERT {
         let modules = Modules::read(&source)?;
         let settings = options.overrides().apply(ColbertSettings::read(&source)?);
         let longest = settings.query_length.max(settings.document_length);
-        let backbone = Backbone::load(&source, &modules.transformer, &options.device, longest)?;
+        let (backbone, precision) = Backbone::load(
+            &source,
+            &modules.transformer,
+            &options.device,
+            longest,
+            options.precision,
+        )?;
         for (name, length) in [
             ("query_length", settings.query_length),
             ("document_length", settings.document_length),
@@ -198,6 +213,7 @@ impl ColBERT {
             dense,
             device: options.device,
             batch_size: options.batch_size,
+            precision,
         })
     }
 
@@ -209,6 +225,13 @@ impl ColBERT {
     /// Width of the output rows.
     pub fn dim(&self) -> usize {
         self.dense.out_features()
+    }
+
+    /// The arithmetic the linear layers run in: the one asked for in [`Options::precision`],
+    /// else the one the model folder stores ([`Precision::Int8`] for a folder written by
+    /// [`crate::quantize`]).
+    pub fn precision(&self) -> Precision {
+        self.precision
     }
 
     /// The default batch size given in [`Options`].
@@ -361,11 +384,11 @@ impl ColBERT {
         let values = if kept.is_empty() {
             Vec::new()
         } else {
-            let batch = Packed {
+            let batch = Packed::new(
                 ids,
-                positions: Tensor::from_vec(positions, total, &self.device)?,
+                Tensor::from_vec(positions, total, &self.device)?,
                 spans,
-            };
+            );
             let hidden = self.backbone.forward(&batch)?;
             let count = kept.len();
             let index = Tensor::from_vec(kept, count, &self.device)?;

@@ -27,6 +27,16 @@ pub enum Error {
         source: std::io::Error,
     },
 
+    /// A file could not be written (the output of [`crate::quantize`]).
+    #[error("{path}: could not be written: {source}")]
+    Write {
+        /// The path that failed.
+        path: PathBuf,
+        /// The underlying I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+
     /// A configuration file is not valid JSON or lacks what it must say.
     #[error("{file}: {message}")]
     InvalidConfig {
@@ -139,7 +149,9 @@ impl Error {
             | Error::UnsupportedArchitecture { .. }
             | Error::InvalidWeights { .. }
             | Error::InvalidTokenizer { .. } => ErrorKind::Load,
-            Error::InvalidArgument { .. } | Error::Tokenization { .. } => ErrorKind::Input,
+            Error::InvalidArgument { .. } | Error::Tokenization { .. } | Error::Write { .. } => {
+                ErrorKind::Input
+            }
             Error::Cancelled => ErrorKind::Cancelled,
             Error::Tensor(_) | Error::Internal { .. } => ErrorKind::Internal,
         }

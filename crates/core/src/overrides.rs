@@ -14,6 +14,7 @@ use serde_json::{Map, Value};
 
 use crate::config::{ColbertSettings, MAX_CONFIG_INTEGER};
 use crate::error::{Error, Result};
+use crate::precision::Precision;
 
 /// How a front end spells setting and argument names: `Snake` (`query_length`: Rust,
 /// Python, JSON settings and requests) or `Camel` (`queryLength`: JavaScript).
@@ -51,7 +52,8 @@ impl Case {
 }
 
 /// Overrides of what a model folder's `config_sentence_transformers.json` says (PyLate's
-/// `models.ColBERT` arguments), and the default batch size; `None` keeps the folder's value.
+/// `models.ColBERT` arguments), the default batch size and the precision; `None` keeps the
+/// folder's value.
 ///
 /// This is the single definition of the settings a caller may override: every front end
 /// reads them with [`Overrides::from_map`] (unknown keys are refused, values are checked
@@ -86,6 +88,10 @@ pub struct Overrides {
     /// Texts per forward pass when an encode call gives no batch size (1 to 2^28).
     #[serde(default, deserialize_with = "count")]
     pub batch_size: Option<usize>,
+    /// The arithmetic of the linear layers, `"float32"` or `"int8"` ([`Precision`]); unset:
+    /// as the model folder stores its weights.
+    #[serde(default, deserialize_with = "precision")]
+    pub precision: Option<Precision>,
 }
 
 impl Overrides {
@@ -350,6 +356,19 @@ fn text<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
     }
 }
 
+fn precision<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Precision>, D::Error> {
+    let Some(name) = text(d)? else {
+        return Ok(None);
+    };
+    Precision::from_name(&name).map(Some).ok_or_else(|| {
+        let names: Vec<&str> = Precision::ALL.iter().map(|p| p.name()).collect();
+        de::Error::custom(format!(
+            "is the string {name:?}; expected one of {}",
+            names.join(", ")
+        ))
+    })
+}
+
 fn flag<'de, D: Deserializer<'de>>(d: D) -> Result<Option<bool>, D::Error> {
     match d.deserialize_any(Check(Kind::Flag))? {
         Some(Checked::Flag(v)) => Ok(Some(v)),
@@ -380,7 +399,8 @@ mod tests {
                 "do_query_expansion",
                 "attend_to_expansion_tokens",
                 "skiplist_words",
-                "batch_size"
+                "batch_size",
+                "precision"
             ]
         );
         assert_eq!(Overrides::keys(Case::Camel)[5], "attendToExpansionTokens");

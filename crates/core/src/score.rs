@@ -19,8 +19,8 @@
 //! - rankings are sorted by decreasing score and are stable: equal scores keep the input order
 //!   (PyLate's `torch.sort` leaves the order of ties unspecified).
 
+use rayon::prelude::*;
 use std::cmp::Ordering;
-use std::sync::atomic::{AtomicUsize, Ordering as AtomicOrdering};
 
 use crate::embeddings::{check_dim, check_matrix, AsMatrix, MatrixRef};
 use crate::error::{Error, Result};
@@ -81,14 +81,14 @@ pub fn maxsim(query: impl AsMatrix, document: impl AsMatrix) -> Result<f32> {
     check_matrix(q, || "query".to_string())?;
     check_matrix(d, || "document".to_string())?;
     check_dim(d, q.dim, || "document".to_string(), "query")?;
-    let matrix = score_core(&[q], &[d], q.dim, 1);
+    let matrix = score_core(&[q], &[d], q.dim, false);
     let matrix = finite_scores(matrix, 1, |_, _| ("query".into(), "document".into()))?;
     Ok(matrix.first().copied().unwrap_or(0.0))
 }
 
 /// MaxSim scores of every query against every document (`colbert_scores`).
 ///
-/// Uses up to `candle_core::utils::get_num_threads()` threads (it honours `RAYON_NUM_THREADS`).
+/// Runs on the engine's thread pool (rayon's global pool, sized by `RAYON_NUM_THREADS`).
 /// Empty `queries` or `documents` give an empty matrix. Errors ([`Error::InvalidArgument`]
 /// named `queries[i]` or `documents[j]`): as for [`maxsim`], and every matrix must have the
 /// width of `queries[0]` (or `documents[0]` when there are no queries).
@@ -99,11 +99,9 @@ pub fn scores<Q: AsMatrix, D: AsMatrix>(queries: &[Q], documents: &[D]) -> Resul
     let data = match dim {
         Some(dim) if !q.is_empty() && !d.is_empty() => {
             let n_d = d.len();
-            finite_scores(
-                score_core(&q, &d, dim, candle_core::utils::get_num_threads()),
-                n_d,
-                |i, j| (format!("queries[{i}]"), format!("documents[{j}]")),
-            )?
+            finite_scores(score_core(&q, &d, dim, true), n_d, |i, j| {
+                (format!("queries[{i}]"), format!("documents[{j}]"))
+            })?
         }
         _ => Vec::new(),
     };
@@ -182,14 +180,13 @@ where
         }
         candidates.push(d);
     }
-    let threads = candle_core::utils::get_num_threads();
     let mut out = Vec::with_capacity(q.len());
     for ((query, docs), list) in q.iter().zip(&candidates).zip(ids) {
         let scored = if docs.is_empty() {
             Vec::new()
         } else {
             finite_scores(
-                score_core(std::slice::from_ref(query), docs, query.dim, threads),
+                score_core(std::slice::from_ref(query), docs, query.dim, true),
                 docs.len(),
                 |_, j| {
                     (
@@ -234,11 +231,9 @@ pub fn top_k<Q: AsMatrix, D: AsMatrix>(
     if d.is_empty() {
         return Ok(Vec::new());
     }
-    let scored = finite_scores(
-        score_core(&[q], &d, q.dim, candle_core::utils::get_num_threads()),
-        d.len(),
-        |_, j| ("query".into(), format!("documents[{j}]")),
-    )?;
+    let scored = finite_scores(score_core(&[q], &d, q.dim, true), d.len(), |_, j| {
+        ("query".into(), format!("documents[{j}]"))
+    })?;
     let ranked = scored
         .into_iter()
         .enumerate()
@@ -520,7 +515,7 @@ fn score_core(
     queries: &[MatrixRef<'_>],
     docs: &[MatrixRef<'_>],
     dim: usize,
-    threads: usize,
+    parallel: bool,
 ) -> Vec<f32> {
     let kernel = Kernel::detect();
     let (mr, nr) = (kernel.mr(), kernel.nr());
@@ -549,47 +544,24 @@ fn score_core(
     let q_rows: usize = queries.iter().map(|q| q.rows).sum();
     let d_rows: usize = docs.iter().map(|d| d.rows).sum();
     let work = q_rows.saturating_mul(d_rows).saturating_mul(dim);
-    // wasm32 has no thread spawning in std (it panics): score on the calling thread there.
-    let threads = if work < PARALLEL_WORK || cfg!(target_arch = "wasm32") {
-        1
-    } else {
-        threads.clamp(1, blocks.len().max(1))
+    let score_block = |buffer: &mut Vec<f32>, &(lo, hi): &(usize, usize)| {
+        let block = &docs[lo..hi];
+        let spans = pack_documents(block, dim, nr, buffer);
+        let mut out = vec![0f32; n_q * block.len()];
+        run_block(kernel, &packed, buffer, &spans, dim, &mut out);
+        out
     };
-
-    let next = AtomicUsize::new(0);
-    let worker = || {
-        let mut results: Vec<(usize, Vec<f32>)> = Vec::new();
+    // The blocks go to the engine's one thread pool (rayon's, as the model kernels); small
+    // products stay on the calling thread.
+    let results: Vec<Vec<f32>> = if parallel && work >= PARALLEL_WORK && blocks.len() > 1 {
+        blocks.par_iter().map_init(Vec::new, score_block).collect()
+    } else {
         let mut buffer = Vec::new();
-        loop {
-            let b = next.fetch_add(1, AtomicOrdering::Relaxed);
-            let Some(&(lo, hi)) = blocks.get(b) else {
-                break;
-            };
-            let block = &docs[lo..hi];
-            let spans = pack_documents(block, dim, nr, &mut buffer);
-            let mut out = vec![0f32; n_q * block.len()];
-            run_block(kernel, &packed, &buffer, &spans, dim, &mut out);
-            results.push((b, out));
-        }
-        results
-    };
-    let results: Vec<(usize, Vec<f32>)> = if threads <= 1 {
-        worker()
-    } else {
-        std::thread::scope(|s| {
-            let handles: Vec<_> = (0..threads).map(|_| s.spawn(worker)).collect();
-            handles
-                .into_iter()
-                .flat_map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
-                .collect()
-        })
+        blocks.iter().map(|b| score_block(&mut buffer, b)).collect()
     };
 
     let mut matrix = vec![0f32; n_q * n_d];
-    for (b, out) in results {
-        let Some(&(lo, hi)) = blocks.get(b) else {
-            continue;
-        };
+    for (&(lo, hi), out) in blocks.iter().zip(results) {
         let width = hi - lo;
         for qi in 0..n_q {
             matrix[qi * n_d + lo..qi * n_d + hi]
@@ -666,7 +638,7 @@ mod tests {
                 }
             }
             // Threaded path, small blocks.
-            let all = score_core(&q, &d, dim, 3);
+            let all = score_core(&q, &d, dim, true);
             for (i, qm) in q.iter().enumerate() {
                 for (j, dm) in d.iter().enumerate() {
                     assert!((all[i * d.len() + j] as f64 - naive(*qm, *dm)).abs() < 1e-4);

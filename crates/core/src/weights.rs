@@ -5,6 +5,7 @@ use candle_core::{Device, Tensor};
 use safetensors::SafeTensors;
 
 use crate::error::{Error, Result};
+use crate::precision::Precision;
 use crate::source::Blob;
 use std::sync::Arc;
 
@@ -15,9 +16,25 @@ pub(crate) struct WeightStore<'a> {
     tensors: SafeTensors<'a>,
     prefix: String,
     device: Device,
+    /// The precision linear layers' weights are loaded in (`None`: as stored).
+    precision: Option<Precision>,
 }
 
 impl<'a> WeightStore<'a> {
+    /// The device the tensors are put on.
+    pub(crate) fn device(&self) -> &Device {
+        &self.device
+    }
+
+    /// The precision linear layers' weights are loaded in (`None`: as the file stores them).
+    pub(crate) fn precision(&self) -> Option<Precision> {
+        self.precision
+    }
+
+    pub(crate) fn set_precision(&mut self, precision: Option<Precision>) {
+        self.precision = precision;
+    }
+
     /// Parses the header; a truncated or corrupt file is an error naming `file`.
     pub(crate) fn parse(file: &str, blob: &'a Arc<Blob>, device: &Device) -> Result<Self> {
         let bytes: &'a [u8] = blob;
@@ -33,6 +50,7 @@ impl<'a> WeightStore<'a> {
             tensors,
             prefix: String::new(),
             device: device.clone(),
+            precision: None,
         })
     }
 
@@ -223,6 +241,52 @@ impl<'a> WeightStore<'a> {
         })
     }
 
+    /// Whether any tensor of the file is stored in int8 (a folder written by
+    /// [`crate::quantize`]).
+    pub(crate) fn holds_int8(&self) -> bool {
+        self.tensors
+            .tensors()
+            .iter()
+            .any(|(_, view)| view.dtype() == safetensors::Dtype::I8)
+    }
+
+    /// Whether the tensor `name` (under the detected prefix) is stored in int8.
+    pub(crate) fn is_int8(&self, name: &str) -> bool {
+        self.lookup(&format!("{}{name}", self.prefix))
+            .and_then(|found| self.tensors.tensor(&found).ok())
+            .is_some_and(|view| view.dtype() == safetensors::Dtype::I8)
+    }
+
+    /// A linear layer's weight `name` of shape `[out, in]` as stored: float (decoded to its
+    /// f32 transpose `[in, out]`) or int8 (as written by [`crate::quantize`]: the values
+    /// `[out, in]` and `{name}_scale`, one positive f32 step per output).
+    pub(crate) fn get_linear(&self, name: &str, out: usize, input: usize) -> Result<LinearParts> {
+        if !self.is_int8(name) {
+            return Ok(LinearParts::F32(self.get_transposed(name, [out, input])?));
+        }
+        let (found, view) = self.view(name, &[out, input])?;
+        let values: Vec<i8> = view.data().iter().map(|&b| b as i8).collect();
+        if values.contains(&i8::MIN) {
+            return Err(Error::weights(
+                &self.file,
+                format!("int8 tensor {found:?} holds -128; expected values in -127..=127 (symmetric quantization)"),
+            ));
+        }
+        self.blob.release(view.data());
+        let scale_name = format!("{name}_scale");
+        let scales: Vec<f32> = self.get(&scale_name, &[out])?.to_vec1()?;
+        if let Some(bad) = scales.iter().find(|s| **s <= 0.0) {
+            return Err(Error::weights(
+                &self.file,
+                format!(
+                    "tensor {:?} holds the step {bad}; expected positive steps",
+                    format!("{}{scale_name}", self.prefix)
+                ),
+            ));
+        }
+        Ok(LinearParts::Int8 { values, scales })
+    }
+
     /// Loads `name` when present.
     pub(crate) fn get_optional(&self, name: &str, shape: &[usize]) -> Result<Option<Tensor>> {
         if self.contains(name) {
@@ -231,6 +295,14 @@ impl<'a> WeightStore<'a> {
             Ok(None)
         }
     }
+}
+
+/// A linear layer's weight as a checkpoint stores it.
+pub(crate) enum LinearParts {
+    /// Decoded to f32 and transposed: `[in, out]`.
+    F32(Tensor),
+    /// Symmetric int8 values `[out, in]` and the f32 step of each output.
+    Int8 { values: Vec<i8>, scales: Vec<f32> },
 }
 
 /// Decodes `rows * cols` little-endian values into f32, transposing a `[rows, cols]`

@@ -7,7 +7,7 @@
 mod common;
 
 use common::Fixture;
-use latebird::{Case, ColBERT, ColbertSettings, Error, InputKind, Options, Overrides};
+use latebird::{Case, ColBERT, ColbertSettings, Error, InputKind, Options, Overrides, Precision};
 use serde_json::{json, Map, Value};
 
 fn map(value: Value) -> Map<String, Value> {
@@ -24,6 +24,7 @@ fn everything() -> Overrides {
         attend_to_expansion_tokens: Some(true),
         skiplist_words: Some(vec!["the".into(), "a".into()]),
         batch_size: Some(3),
+        precision: Some(Precision::Int8),
     }
 }
 
@@ -32,12 +33,12 @@ fn snake_and_camel_keys_read_the_same_overrides() {
     let snake = json!({
         "query_length": 16, "document_length": 24, "query_prefix": "", "document_prefix": "[D] ",
         "do_query_expansion": false, "attend_to_expansion_tokens": true,
-        "skiplist_words": ["the", "a"], "batch_size": 3,
+        "skiplist_words": ["the", "a"], "batch_size": 3, "precision": "int8",
     });
     let camel = json!({
         "queryLength": 16, "documentLength": 24, "queryPrefix": "", "documentPrefix": "[D] ",
         "doQueryExpansion": false, "attendToExpansionTokens": true,
-        "skiplistWords": ["the", "a"], "batchSize": 3,
+        "skiplistWords": ["the", "a"], "batchSize": 3, "precision": "int8",
     });
     assert_eq!(
         Overrides::from_map(&map(snake), Case::Snake).unwrap(),
@@ -168,6 +169,12 @@ fn bad_values_name_the_setting_and_what_it_takes() {
             json!(["the", null]),
             vec!["has item 1 null", "expected a list of strings"],
         ),
+        (
+            "precision",
+            json!("int4"),
+            vec!["is the string \"int4\"", "expected one of float32, int8"],
+        ),
+        ("precision", json!(8), vec!["is 8", "expected a string"]),
     ] {
         let result = Overrides::from_map(&map(json!({ key: value })), Case::Camel);
         let Err(err @ Error::InvalidArgument { .. }) = result else {

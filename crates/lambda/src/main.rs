@@ -1,6 +1,6 @@
 //! AWS Lambda function (custom runtime `provided.al2023`, binary `bootstrap`) that encodes
 //! queries and documents with latebird and scores or ranks them. The model is loaded once per
-//! container, at init, from `LATEBIRD_MODEL`. This is the Runtime API loop only: every event is
+//! container, at init, from `LATEBIRD_MODEL` with the settings of `LATEBIRD_SETTINGS`. This is the Runtime API loop only: every event is
 //! answered by the contract library `latebird_service` (crates/service), which the Python
 //! handler runs too. Request and response schema: README.md.
 
@@ -9,37 +9,23 @@ use std::time::Instant;
 use lambda_runtime::layers::TracingLayer;
 use lambda_runtime::tower::util::MapRequestLayer;
 use lambda_runtime::{service_fn, LambdaEvent, LambdaInvocation, Runtime};
-use latebird::{ColBERT, Options};
+use latebird::ColBERT;
 use latebird_service::Limits;
 use serde_json::value::RawValue;
-
-fn model_folder() -> String {
-    if let Ok(path) = std::env::var("LATEBIRD_MODEL") {
-        if !path.trim().is_empty() {
-            return path;
-        }
-    }
-    // The function package (`model/` beside `bootstrap`), else a layer's `/opt/model`.
-    let task_root = std::env::var("LAMBDA_TASK_ROOT").unwrap_or_else(|_| ".".to_string());
-    let packaged = std::path::Path::new(&task_root).join("model");
-    if packaged.join("modules.json").is_file() {
-        return packaged.to_string_lossy().into_owned();
-    }
-    "/opt/model".to_string()
-}
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_runtime::Error> {
     let start = Instant::now();
-    let folder = model_folder();
-    let limits = match Limits::from_env() {
-        Ok(limits) => limits,
-        Err(err) => {
+    let env = |name: &str| std::env::var(name).ok();
+    let folder = latebird_service::model_folder(env);
+    let (limits, options) = match (Limits::from_env(), latebird_service::options(env)) {
+        (Ok(limits), Ok(options)) => (limits, options),
+        (Err(err), _) | (_, Err(err)) => {
             eprintln!("latebird-lambda: {err}");
             std::process::exit(1);
         }
     };
-    let model = match ColBERT::from_folder(&folder, Options::default()) {
+    let model = match ColBERT::from_folder(&folder, options) {
         Ok(model) => model,
         Err(err) => {
             // Lambda reports a failed init with this output; no invocation is served.

@@ -444,6 +444,12 @@ impl Model {
         self.inner.dim()
     }
 
+    /// The arithmetic of the linear layers: `"float32"` or `"int8"`.
+    #[getter]
+    fn precision(&self) -> &'static str {
+        self.inner.precision().name()
+    }
+
     /// The effective ColBERT settings, as a dict.
     #[getter]
     fn settings<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
@@ -658,6 +664,49 @@ fn pool_hierarchical<'py>(
 // The AWS Lambda contract (crates/service), for latebird.lambda_handler: the Python handler
 // answers every event with the same library as the Rust function.
 
+/// Writes to `output` (a new or empty folder) a copy of the model folder `model` with its
+/// backbone's linear-layer weights in `precision` (`"int8"`); returns what was written.
+#[pyfunction]
+fn quantize<'py>(
+    py: Python<'py>,
+    model: std::path::PathBuf,
+    output: std::path::PathBuf,
+    precision: &Bound<'py, PyString>,
+) -> PyResult<Bound<'py, PyDict>> {
+    let name = utf8(precision, "precision")?;
+    let precision = latebird::Precision::from_name(&name).ok_or_else(|| {
+        InvalidInputError::new_err(format!(
+            "invalid argument `precision`: is {name:?}; expected \"int8\""
+        ))
+    })?;
+    let report = py
+        .detach(|| catch_panic(|| latebird::quantize(&model, &output, precision)))
+        .map_err(to_py_err)?;
+    let dict = PyDict::new(py);
+    dict.set_item("quantized", report.quantized)?;
+    dict.set_item("bytes_before", report.bytes_before)?;
+    dict.set_item("bytes_after", report.bytes_after)?;
+    dict.set_item("copied", report.copied)?;
+    dict.set_item("skipped", report.skipped)?;
+    Ok(dict)
+}
+
+/// The Lambda function's model, loaded as the Rust function loads it at init: the folder
+/// from `LATEBIRD_MODEL` (else `model/` in the package, else `/opt/model`) with the settings
+/// of `LATEBIRD_SETTINGS`. Returns `(folder, model)`; bad settings are an
+/// `InvalidInputError`, a model that cannot be loaded a `ModelLoadError`.
+#[pyfunction]
+fn lambda_model(py: Python<'_>) -> PyResult<(String, Model)> {
+    let env = |name: &str| std::env::var(name).ok();
+    let folder = latebird_service::model_folder(env);
+    let options =
+        latebird_service::options(env).map_err(|e| InvalidInputError::new_err(e.to_string()))?;
+    let inner = py
+        .detach(|| catch_panic(|| ColBERT::from_folder(&folder, options)))
+        .map_err(to_py_err)?;
+    Ok((folder, Model { inner }))
+}
+
 /// The request limits from `LATEBIRD_MAX_TEXTS` and `LATEBIRD_MAX_CHARS` (defaults 1024 and
 /// 1000000): `(max_texts, max_chars)`. A value that is not an integer >= 1 is an
 /// `InvalidInputError` naming the variable.
@@ -726,6 +775,8 @@ fn _latebird(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(top_k, m)?)?;
     m.add_function(wrap_pyfunction!(pool_hierarchical, m)?)?;
     m.add_function(wrap_pyfunction!(hub_download, m)?)?;
+    m.add_function(wrap_pyfunction!(quantize, m)?)?;
+    m.add_function(wrap_pyfunction!(lambda_model, m)?)?;
     m.add_function(wrap_pyfunction!(request_limits, m)?)?;
     m.add_function(wrap_pyfunction!(handle_request, m)?)?;
     m.add_function(wrap_pyfunction!(refuse_request, m)?)?;

@@ -28,6 +28,14 @@ pub enum Error {
         message: String,
     },
 
+    /// `LATEBIRD_SETTINGS` is not a JSON object of valid engine settings: the function is
+    /// misconfigured, which fails its init; as an answer, 500 `InvalidConfiguration`.
+    #[error("LATEBIRD_SETTINGS {message}")]
+    InvalidSettings {
+        /// What is wrong and what was expected.
+        message: String,
+    },
+
     /// A limit setting is not an integer >= 1 (`LATEBIRD_MAX_TEXTS=abc`): the function is
     /// misconfigured, which fails its init; as an answer, 500 `InvalidConfiguration`.
     #[error("{name}={value:?}: expected an integer >= 1")]
@@ -51,7 +59,9 @@ impl Error {
         match self {
             Error::InvalidRequest { .. } => 400,
             Error::PayloadTooLarge { .. } => 413,
-            Error::Internal { .. } | Error::InvalidLimit { .. } => 500,
+            Error::Internal { .. } | Error::InvalidLimit { .. } | Error::InvalidSettings { .. } => {
+                500
+            }
         }
     }
 
@@ -62,7 +72,7 @@ impl Error {
             Error::InvalidRequest { .. } => "InvalidRequest",
             Error::PayloadTooLarge { .. } => "PayloadTooLarge",
             Error::Internal { .. } => "InternalError",
-            Error::InvalidLimit { .. } => "InvalidConfiguration",
+            Error::InvalidLimit { .. } | Error::InvalidSettings { .. } => "InvalidConfiguration",
         }
     }
 }

@@ -19,7 +19,7 @@ mod error;
 
 use std::time::Instant;
 
-use latebird::{ColBERT, Embeddings, InputKind, ScoreMatrix};
+use latebird::{Case, ColBERT, Embeddings, InputKind, Options, Overrides, ScoreMatrix};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -72,6 +72,52 @@ impl Limits {
             max_chars: read("LATEBIRD_MAX_CHARS", default.max_chars)?,
         })
     }
+}
+
+/// The function's model folder, as both runtimes find it at init: `LATEBIRD_MODEL`, else
+/// `model/` in the function package (`LAMBDA_TASK_ROOT`) when it holds `modules.json`, else
+/// `/opt/model` (a layer). `lookup` reads a variable (`|name| std::env::var(name).ok()`).
+pub fn model_folder(lookup: impl Fn(&str) -> Option<String>) -> String {
+    if let Some(path) = lookup("LATEBIRD_MODEL") {
+        if !path.trim().is_empty() {
+            return path;
+        }
+    }
+    let task_root = lookup("LAMBDA_TASK_ROOT").unwrap_or_else(|| ".".to_string());
+    let packaged = std::path::Path::new(&task_root).join("model");
+    if packaged.join("modules.json").is_file() {
+        return packaged.to_string_lossy().into_owned();
+    }
+    "/opt/model".to_string()
+}
+
+/// The engine options of the function: `LATEBIRD_SETTINGS`, a JSON object of the engine's
+/// settings overrides in snake_case (`{"precision": "int8", "query_length": 32}`: the keys
+/// of [`latebird::Overrides`]); unset or blank keeps the model folder's settings. Bad JSON,
+/// an unknown key or a bad value is an [`Error::InvalidSettings`], which fails the init.
+pub fn options(lookup: impl Fn(&str) -> Option<String>) -> Result<Options, Error> {
+    let Some(text) = lookup("LATEBIRD_SETTINGS").filter(|t| !t.trim().is_empty()) else {
+        return Ok(Options::default());
+    };
+    let invalid = |message: String| Error::InvalidSettings { message };
+    let map = match serde_json::from_str::<Value>(&text) {
+        Ok(Value::Object(map)) => map,
+        Ok(other) => {
+            let kind = match other {
+                Value::Array(_) => "an array",
+                Value::String(_) => "a string",
+                Value::Number(_) => "a number",
+                Value::Bool(_) => "a boolean",
+                _ => "null",
+            };
+            return Err(invalid(format!(
+                "is {kind}; expected a JSON object of settings such as {{\"precision\": \"int8\"}}"
+            )));
+        }
+        Err(e) => return Err(invalid(format!("is not valid JSON: {e}"))),
+    };
+    let overrides = Overrides::from_map(&map, Case::Snake).map_err(|e| invalid(e.to_string()))?;
+    Ok(Options::default().with_overrides(overrides))
 }
 
 /// The answer to one event: its status (also the answer's `statusCode`) and the JSON text the

@@ -511,3 +511,79 @@ fn errors_map_to_statuses() {
     .into();
     assert_eq!(input.status(), 400);
 }
+
+#[test]
+fn settings_from_the_environment() {
+    let vars = |settings: Option<&str>| {
+        let settings = settings.map(String::from);
+        latebird_service::options(move |name| match name {
+            "LATEBIRD_SETTINGS" => settings.clone(),
+            _ => None,
+        })
+    };
+    for unset in [None, Some(""), Some("  ")] {
+        let options = vars(unset).unwrap();
+        assert_eq!(options.precision, None);
+        assert_eq!(options.query_length, None);
+    }
+    let options = vars(Some(r#"{"precision": "int8", "query_length": 24}"#)).unwrap();
+    assert_eq!(options.precision, Some(latebird::Precision::Int8));
+    assert_eq!(options.query_length, Some(24));
+    for (value, needle) in [
+        ("{", "LATEBIRD_SETTINGS is not valid JSON"),
+        (
+            "[1]",
+            "LATEBIRD_SETTINGS is an array; expected a JSON object of settings",
+        ),
+        (
+            "\"int8\"",
+            "LATEBIRD_SETTINGS is a string; expected a JSON object",
+        ),
+        (
+            r#"{"precison": "int8"}"#,
+            "`precison`: unknown setting; expected one of",
+        ),
+        (r#"{"queryLength": 3}"#, "`queryLength`: unknown setting"),
+        (r#"{"precision": "int4"}"#, "expected one of float32, int8"),
+        (r#"{"query_length": 0}"#, "`query_length`: is 0"),
+    ] {
+        let err = vars(Some(value)).unwrap_err();
+        assert!(matches!(err, Error::InvalidSettings { .. }), "{err:?}");
+        assert_eq!(
+            (err.status(), err.error_type()),
+            (500, "InvalidConfiguration")
+        );
+        assert!(err.to_string().contains(needle), "{value}: {err}");
+    }
+}
+
+#[test]
+fn model_folder_from_the_environment() {
+    let vars = |model: Option<&str>, root: Option<&str>| {
+        let (model, root) = (model.map(String::from), root.map(String::from));
+        latebird_service::model_folder(move |name| match name {
+            "LATEBIRD_MODEL" => model.clone(),
+            "LAMBDA_TASK_ROOT" => root.clone(),
+            _ => None,
+        })
+    };
+    assert_eq!(vars(Some("/m"), None), "/m");
+    assert_eq!(vars(Some(" "), Some("/nowhere")), "/opt/model");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures");
+    let packaged = packaged_root(&root);
+    assert_eq!(vars(None, Some(&packaged)), format!("{packaged}/model"));
+}
+
+/// A folder holding `model/modules.json`: the fixtures folder has `models/`, not `model/`,
+/// so one is made under the target directory.
+fn packaged_root(fixtures: &Path) -> String {
+    let root = Path::new(env!("CARGO_TARGET_TMPDIR")).join("lambda-root");
+    let model = root.join("model");
+    std::fs::create_dir_all(&model).unwrap();
+    std::fs::copy(
+        fixtures.join("models/modernbert-v4/modules.json"),
+        model.join("modules.json"),
+    )
+    .unwrap();
+    root.to_string_lossy().into_owned()
+}

@@ -52,6 +52,10 @@ export interface ColBERTOptions {
   skiplistWords?: string[];
   /** Texts per forward pass in `encode`: an integer from 1 to 2^28 (default 32). */
   batchSize?: number;
+  /** Arithmetic of the linear layers: "float32", or "int8" (weights quantized per output
+   * channel, about 1/4 of their memory); default: as the model files store them ("int8" for
+   * a folder written by `latebird quantize`). */
+  precision?: "float32" | "int8";
 }
 
 /** The effective settings: the folder's, with the options applied (the same keys as
@@ -65,6 +69,7 @@ export interface ColBERTSettings {
   attendToExpansionTokens: boolean;
   skiplistWords: string[];
   batchSize: number;
+  precision: "float32" | "int8";
 }
 
 /** A text as the model sees it: one entry per position; `keep[i]` is 1 when position `i`
@@ -578,6 +583,12 @@ impl Model {
         self.engine.dim()
     }
 
+    /// The arithmetic of the linear layers: "float32" or "int8".
+    #[wasm_bindgen(getter)]
+    pub fn precision(&self) -> String {
+        self.engine.precision().name().to_string()
+    }
+
     /// The effective settings (the folder's, with the options applied).
     #[wasm_bindgen(getter)]
     pub fn settings(&self) -> ColBERTSettings {
@@ -585,6 +596,10 @@ impl Model {
         settings.insert(
             Case::Camel.spell("batch_size"),
             Value::from(self.engine.batch_size()),
+        );
+        settings.insert(
+            "precision".to_string(),
+            Value::from(self.engine.precision().name()),
         );
         js_value(&Value::Object(settings)).unchecked_into()
     }

@@ -3,9 +3,11 @@
 
 use candle_core::Tensor;
 
-use super::{packed_attention, LayerNorm, Linear, Packed};
-use crate::config::{Activation, Fields};
+use super::layers::Activation;
+use super::layers::{concat_outputs, packed_attention, LayerNorm, Linear, Packed};
+use crate::config::Fields;
 use crate::error::{Error, Result};
+use crate::weights::LinearParts;
 use crate::weights::{EmbeddingTable, WeightStore};
 
 struct Layer {
@@ -98,11 +100,12 @@ impl Bert {
         let mut all = Vec::with_capacity(layers);
         for i in 0..layers {
             let p = format!("encoder.layer.{i}");
-            let part = |name: &str| -> Result<(Tensor, Tensor)> {
+            let part = |name: &str| -> Result<(LinearParts, Tensor)> {
                 Ok((
-                    store.get_transposed(
+                    store.get_linear(
                         &format!("{p}.attention.self.{name}.weight"),
-                        [hidden, hidden],
+                        hidden,
+                        hidden,
                     )?,
                     store.get(&format!("{p}.attention.self.{name}.bias"), &[hidden])?,
                 ))
@@ -111,9 +114,10 @@ impl Bert {
             let (kw, kb) = part("key")?;
             let (vw, vb) = part("value")?;
             // One matmul for q, k and v.
-            let qkv = Linear::new(
-                Tensor::cat(&[qw, kw, vw], 1)?,
+            let qkv = Linear::from_parts(
+                concat_outputs(vec![qw, kw, vw], store.device())?,
                 Some(Tensor::cat(&[qb, kb, vb], 0)?),
+                &store,
             )?;
             all.push(Layer {
                 qkv,
@@ -203,7 +207,7 @@ impl Bert {
         let mut x = self.embedding_norm.forward(&x)?;
         for layer in &self.layers {
             let qkv = layer.qkv.forward(&x)?;
-            let context = packed_attention(&qkv, &batch.spans, self.heads, None, None)?;
+            let context = packed_attention(&qkv, batch, self.heads, None, None)?;
             let attended = layer
                 .attention_norm
                 .forward(&layer.attention_out.forward_residual(&context, &x)?)?;

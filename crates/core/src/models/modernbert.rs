@@ -3,8 +3,9 @@
 
 use candle_core::Tensor;
 
-use super::{packed_attention, LayerNorm, Linear, Packed, Rotary};
-use crate::config::{Activation, Fields};
+use super::layers::Activation;
+use super::layers::{packed_attention, LayerNorm, Linear, Packed, Rotary};
+use crate::config::Fields;
 use crate::error::{Error, Result};
 use crate::weights::{EmbeddingTable, WeightStore};
 
@@ -231,8 +232,18 @@ impl ModernBert {
             embedding_norm,
             layers: all,
             final_norm,
-            global_rope: Rotary::new(global_theta, head_dim, longest.min(max_positions)),
-            local_rope: Rotary::new(local_theta, head_dim, longest.min(max_positions)),
+            global_rope: Rotary::new(
+                global_theta,
+                head_dim,
+                longest.min(max_positions),
+                store.device(),
+            )?,
+            local_rope: Rotary::new(
+                local_theta,
+                head_dim,
+                longest.min(max_positions),
+                store.device(),
+            )?,
             activation,
             hidden_size: hidden,
             intermediate,
@@ -274,7 +285,7 @@ impl ModernBert {
             } else {
                 (&self.local_rope, Some(self.half_window))
             };
-            let context = packed_attention(&qkv, &batch.spans, self.heads, Some(rope), window)?;
+            let context = packed_attention(&qkv, batch, self.heads, Some(rope), window)?;
             x = layer.attn_out.forward_residual(&context, &x)?;
             let gated = layer
                 .mlp_in

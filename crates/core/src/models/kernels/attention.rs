@@ -5,7 +5,7 @@
 //! vectorised softmax in between. A query row with no key to attend to gets zeros, as
 //! PyTorch's scaled_dot_product_attention gives.
 
-use candle_core::{CpuStorage, CustomOp1, Layout, Shape};
+use candle_core::{CpuStorage, CustomOp1, CustomOp3, Layout, Shape};
 use gemm::{gemm, Parallelism};
 use rayon::prelude::*;
 
@@ -22,15 +22,17 @@ pub(crate) struct Span {
 }
 
 /// Rotary tables: row `p` of `cos` and `sin` holds the `head_dim / 2` values for position `p`.
-pub(crate) struct Rope<'a> {
-    pub(crate) cos: &'a [f32],
-    pub(crate) sin: &'a [f32],
+#[derive(Clone, Copy)]
+struct Rope<'a> {
+    cos: &'a [f32],
+    sin: &'a [f32],
 }
 
+/// As `CustomOp1`, attention of `qkv` `[T, 3 * hidden]`; as `CustomOp3`, with q and k rotated
+/// by the rotary tables `cos` and `sin` (`[positions, head_dim / 2]`, the 2nd and 3rd operands).
 pub(crate) struct PackedAttention<'a> {
     pub(crate) spans: &'a [Span],
     pub(crate) heads: usize,
-    pub(crate) rope: Option<Rope<'a>>,
     /// Sliding window: query `i` sees keys `j` with `|i - j| <= half_window`.
     pub(crate) half_window: Option<usize>,
 }
@@ -105,7 +107,17 @@ multiversion! {
 
 impl PackedAttention<'_> {
     /// One head of one sequence. `qkv` holds rows of `3 * hidden` values.
-    fn head(&self, qkv: &[f32], hidden: usize, span: Span, h: usize, out: Out, s: &mut Scratch) {
+    #[allow(clippy::too_many_arguments)]
+    fn head(
+        &self,
+        qkv: &[f32],
+        hidden: usize,
+        span: Span,
+        h: usize,
+        rope: Option<Rope>,
+        out: Out,
+        s: &mut Scratch,
+    ) {
         let d = hidden / self.heads;
         let width = 3 * hidden;
         let (n, nk) = (span.len, span.keys.min(span.len));
@@ -113,7 +125,7 @@ impl PackedAttention<'_> {
             return; // every row attends to nothing: zeros, already there
         }
         let rows = &qkv[span.start * width..(span.start + n) * width];
-        let rope = self.rope.as_ref().map(|r| (r.cos, r.sin));
+        let rope = rope.map(|r| (r.cos, r.sin));
         let scale = 1.0 / (d as f32).sqrt();
         s.q.resize(n * d, 0.0);
         s.k.resize(nk * d, 0.0);
@@ -194,17 +206,14 @@ impl PackedAttention<'_> {
     }
 }
 
-impl CustomOp1 for PackedAttention<'_> {
-    fn name(&self) -> &'static str {
-        "latebird-packed-attention"
-    }
-
-    fn cpu_fwd(
+impl PackedAttention<'_> {
+    fn run(
         &self,
         storage: &CpuStorage,
         layout: &Layout,
+        rope: Option<Rope>,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
-        let qkv = contiguous(storage, layout, self.name())?;
+        let qkv = contiguous(storage, layout, "latebird-packed-attention")?;
         let (t, width) = layout.shape().dims2()?;
         let hidden = width / 3;
         if width % 3 != 0 || self.heads == 0 || hidden % self.heads != 0 {
@@ -221,7 +230,7 @@ impl CustomOp1 for PackedAttention<'_> {
                     span.start + span.len
                 );
             }
-            if let Some(rope) = &self.rope {
+            if let Some(rope) = &rope {
                 if !d.is_multiple_of(2)
                     || rope.cos.len() < span.len * d / 2
                     || rope.sin.len() < span.len * d / 2
@@ -243,8 +252,45 @@ impl CustomOp1 for PackedAttention<'_> {
         tasks
             .into_par_iter()
             .for_each_init(Scratch::default, |scratch, (span, h)| {
-                self.head(qkv, hidden, span, h, ptr, scratch)
+                self.head(qkv, hidden, span, h, rope, ptr, scratch)
             });
         Ok((CpuStorage::F32(out), Shape::from((t, hidden))))
+    }
+}
+
+impl CustomOp1 for PackedAttention<'_> {
+    fn name(&self) -> &'static str {
+        "latebird-packed-attention"
+    }
+
+    fn cpu_fwd(
+        &self,
+        storage: &CpuStorage,
+        layout: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        self.run(storage, layout, None)
+    }
+}
+
+impl CustomOp3 for PackedAttention<'_> {
+    fn name(&self) -> &'static str {
+        "latebird-packed-rotary-attention"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let name = CustomOp3::name(self);
+        let rope = Rope {
+            cos: contiguous(s2, l2, name)?,
+            sin: contiguous(s3, l3, name)?,
+        };
+        self.run(s1, l1, Some(rope))
     }
 }

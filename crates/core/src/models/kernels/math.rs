@@ -3,7 +3,18 @@
 //! inside the 1e-5 parity budget; no fused multiply-add is used, so every instruction set
 //! computes bit-identical values.
 
-use crate::config::Activation;
+/// An elementwise activation, as torch computes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Activation {
+    Identity,
+    Tanh,
+    Relu,
+    Sigmoid,
+    /// `torch.nn.functional.gelu` (exact, through erf).
+    GeluErf,
+    /// GELU with the tanh approximation.
+    GeluTanh,
+}
 
 const LOG2_E: f32 = std::f32::consts::LOG2_E;
 /// ln 2 split so that `n * LN2_HI` is exact for the `n` that occur (Cody and Waite).
@@ -135,12 +146,94 @@ fn cpu_choice() -> (Isa, bool) {
 // Only the x86_64 builds have instruction sets to choose between.
 #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 pub(crate) fn isa() -> Isa {
+    #[cfg(test)]
+    if let Some(forced::Choice::Kernels(isa)) = forced::get() {
+        return isa;
+    }
     cpu_choice().0
 }
 
 /// Whether the fused CPU kernels are used (see [`Isa`]).
 pub(crate) fn fused_kernels() -> bool {
+    #[cfg(test)]
+    if let Some(choice) = forced::get() {
+        return choice != forced::Choice::Generic;
+    }
     cpu_choice().1
+}
+
+/// Every instruction set this CPU can run, lowest first.
+#[cfg(test)]
+pub(crate) fn available() -> Vec<Isa> {
+    let all = [
+        Isa::Baseline,
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2,
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512,
+    ];
+    let detected = detect();
+    all.into_iter().filter(|isa| *isa <= detected).collect()
+}
+
+/// Unit tests run every kernel on every instruction set, and the Candle-ops path, in one
+/// `cargo test`: a test calls [`forced::each`], which sets the choice process-wide (the
+/// kernels run on pool threads) for each in turn, one such test at a time.
+#[cfg(test)]
+pub(crate) mod forced {
+    use std::sync::atomic::{AtomicU8, Ordering};
+    use std::sync::Mutex;
+
+    use super::{available, Isa};
+
+    /// How the layers run while a test forces it.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub(crate) enum Choice {
+        /// The fused kernels, compiled for this instruction set.
+        Kernels(Isa),
+        /// The Candle ops other devices run.
+        Generic,
+    }
+
+    /// 0: not forced; GENERIC; otherwise 1 + the position in [`available`].
+    static FORCED: AtomicU8 = AtomicU8::new(0);
+    const GENERIC: u8 = u8::MAX;
+    static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+    pub(crate) fn get() -> Option<Choice> {
+        match FORCED.load(Ordering::Relaxed) {
+            0 => None,
+            GENERIC => Some(Choice::Generic),
+            i => available()
+                .get(usize::from(i) - 1)
+                .map(|&isa| Choice::Kernels(isa)),
+        }
+    }
+
+    /// Every choice this CPU can run: each instruction set's kernels, then the Candle ops.
+    pub(crate) fn all() -> Vec<Choice> {
+        let mut all: Vec<Choice> = available().into_iter().map(Choice::Kernels).collect();
+        all.push(Choice::Generic);
+        all
+    }
+
+    /// Runs `f(choice)` with each of [`all`] forced in turn.
+    pub(crate) fn each(mut f: impl FnMut(Choice)) {
+        let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+        let isas = available();
+        for choice in all() {
+            let code = match choice {
+                Choice::Generic => GENERIC,
+                Choice::Kernels(isa) => 1 + isas.iter().position(|&i| i == isa).unwrap_or(0) as u8,
+            };
+            FORCED.store(code, Ordering::Relaxed);
+            let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(choice)));
+            FORCED.store(0, Ordering::Relaxed);
+            if let Err(panic) = outcome {
+                std::panic::resume_unwind(panic);
+            }
+        }
+    }
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -331,9 +424,17 @@ mod tests {
     #[test]
     fn every_instruction_set_gives_the_same_values() {
         let xs: Vec<f32> = grid().step_by(97).collect();
-        let mut vectorised = xs.clone();
-        bias_activation(&mut vectorised, None, Activation::GeluErf);
         let scalar: Vec<f32> = xs.iter().map(|&x| gelu_erf(x)).collect();
-        assert_eq!(vectorised, scalar);
+        let mut seen = Vec::new();
+        forced::each(|choice| {
+            if let forced::Choice::Kernels(isa) = choice {
+                assert_eq!(super::isa(), isa);
+            }
+            let mut vectorised = xs.clone();
+            bias_activation(&mut vectorised, None, Activation::GeluErf);
+            assert_eq!(vectorised, scalar, "{choice:?}");
+            seen.push(choice);
+        });
+        assert_eq!(seen, forced::all());
     }
 }

@@ -3,7 +3,7 @@
 //! thread pool, each multiplied by a single-threaded gemm call: every weight is read once,
 //! by one thread, and the threads never wait for each other inside the product.
 
-use candle_core::{CpuStorage, CustomOp1, Layout, Shape};
+use candle_core::{CpuStorage, CustomOp2, Layout, Shape};
 use gemm::{gemm, Parallelism};
 use rayon::prelude::*;
 
@@ -15,11 +15,8 @@ pub(crate) const SMALL_ROWS: usize = 256;
 /// Columns per task.
 const PANEL: usize = 128;
 
-pub(crate) struct SmallMatmul<'a> {
-    /// `[k, n]`, row-major.
-    pub(crate) weight: &'a [f32],
-    pub(crate) n: usize,
-}
+/// Operands: `x` `[m, k]` and the weight `[k, n]`, both contiguous and row-major.
+pub(crate) struct SmallMatmul;
 
 #[derive(Clone, Copy)]
 struct Out(*mut f32);
@@ -34,7 +31,7 @@ impl Out {
     }
 }
 
-impl CustomOp1 for SmallMatmul<'_> {
+impl CustomOp2 for SmallMatmul {
     fn name(&self) -> &'static str {
         "latebird-small-matmul"
     }
@@ -43,16 +40,15 @@ impl CustomOp1 for SmallMatmul<'_> {
         &self,
         storage: &CpuStorage,
         layout: &Layout,
+        weight_s: &CpuStorage,
+        weight_l: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
         let x = contiguous(storage, layout, self.name())?;
+        let weight = contiguous(weight_s, weight_l, self.name())?;
         let (m, k) = layout.shape().dims2()?;
-        let n = self.n;
-        if self.weight.len() != k * n {
-            candle_core::bail!(
-                "{}: [{m}, {k}] against a weight of {} values, expected {k} x {n}",
-                self.name(),
-                self.weight.len()
-            );
+        let (wk, n) = weight_l.shape().dims2()?;
+        if wk != k {
+            candle_core::bail!("{}: [{m}, {k}] against a weight [{wk}, {n}]", self.name());
         }
         let mut out = vec![0f32; m * n];
         let y = Out(out.as_mut_ptr());
@@ -73,7 +69,7 @@ impl CustomOp1 for SmallMatmul<'_> {
                     x.as_ptr(),
                     1,
                     k as isize,
-                    self.weight.as_ptr().add(first),
+                    weight.as_ptr().add(first),
                     1,
                     n as isize,
                     0.0,

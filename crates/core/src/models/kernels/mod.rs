@@ -1,20 +1,25 @@
 //! Fused CPU kernels for the work around the matmuls: LayerNorm, bias + activation,
-//! residual adds, GeGLU and attention over packed sequences. Each is a Candle custom op with
-//! a generic Candle-ops twin in the model code for other devices; both compute the same.
+//! residual adds, GeGLU, few-row matmuls and attention over packed sequences. Each is a
+//! Candle custom op whose parameters (weights, biases, rotary tables) are tensor operands,
+//! read from their CPU storage; `super::layers` picks between these and the Candle-ops form
+//! that other devices run, and both compute the same.
 
 mod attention;
+pub(crate) mod int8;
 pub(crate) mod math;
 mod matmul;
 mod norm;
 
-use candle_core::{CpuStorage, CustomOp1, InplaceOp1, InplaceOp2, Layout, Shape};
+use candle_core::{
+    CpuStorage, CustomOp1, CustomOp2, InplaceOp1, InplaceOp2, InplaceOp3, Layout, Shape,
+};
 use rayon::prelude::*;
 
-pub(crate) use attention::{PackedAttention, Rope, Span};
+pub(crate) use attention::{PackedAttention, Span};
+pub(crate) use math::Activation;
 pub(crate) use matmul::{SmallMatmul, SMALL_ROWS};
 pub(crate) use norm::FusedLayerNorm;
 
-use crate::config::Activation;
 use math::{bias_activation, bias_activation_inline, multiversion};
 
 /// Rows handed to one worker at a time: enough work to amortise the scheduling.
@@ -63,25 +68,71 @@ fn check_width(len: usize, dim: usize, op: &str) -> candle_core::Result<()> {
     Ok(())
 }
 
-/// `x = act(x + bias)` in place.
-pub(crate) struct BiasActivation<'a> {
-    pub(crate) bias: Option<&'a [f32]>,
+/// A parameter operand (bias, LayerNorm weight): its contiguous f32 values, `len` of them.
+fn parameter<'a>(
+    storage: &'a CpuStorage,
+    layout: &Layout,
+    len: usize,
+    op: &str,
+) -> candle_core::Result<&'a [f32]> {
+    let values = contiguous(storage, layout, op)?;
+    if values.len() != len {
+        candle_core::bail!(
+            "{op}: a parameter of {} values, expected {len}",
+            values.len()
+        );
+    }
+    Ok(values)
+}
+
+/// `x = act(x + bias)` in place, on rows of `width` values. As `InplaceOp1` without a bias,
+/// as `InplaceOp2` with the bias `[width]` as the operand.
+pub(crate) struct BiasActivation {
     pub(crate) width: usize,
     pub(crate) activation: Activation,
 }
 
-impl InplaceOp1 for BiasActivation<'_> {
+impl BiasActivation {
+    fn run(
+        &self,
+        storage: &mut CpuStorage,
+        layout: &Layout,
+        bias: Option<&[f32]>,
+    ) -> candle_core::Result<()> {
+        let name = "latebird-bias-activation";
+        let xs = contiguous_mut(storage, layout, name)?;
+        check_width(xs.len(), self.width, name)?;
+        for_row_chunks(xs, self.width, |_, rows| {
+            bias_activation(rows, bias, self.activation)
+        });
+        Ok(())
+    }
+}
+
+impl InplaceOp1 for BiasActivation {
+    fn name(&self) -> &'static str {
+        "latebird-activation"
+    }
+
+    fn cpu_fwd(&self, storage: &mut CpuStorage, layout: &Layout) -> candle_core::Result<()> {
+        self.run(storage, layout, None)
+    }
+}
+
+impl InplaceOp2 for BiasActivation {
     fn name(&self) -> &'static str {
         "latebird-bias-activation"
     }
 
-    fn cpu_fwd(&self, storage: &mut CpuStorage, layout: &Layout) -> candle_core::Result<()> {
-        let xs = contiguous_mut(storage, layout, self.name())?;
-        check_width(xs.len(), self.width, self.name())?;
-        for_row_chunks(xs, self.width, |_, rows| {
-            bias_activation(rows, self.bias, self.activation)
-        });
-        Ok(())
+    fn cpu_fwd(
+        &self,
+        dst: &mut CpuStorage,
+        dst_l: &Layout,
+        bias: &CpuStorage,
+        bias_l: &Layout,
+    ) -> candle_core::Result<()> {
+        let bias = parameter(bias, bias_l, self.width, InplaceOp2::name(self))?;
+        self.run(dst, dst_l, Some(bias))
     }
 }
 
@@ -94,14 +145,36 @@ multiversion! {
     }
 }
 
-/// `x = (x + bias) + other` in place: a residual connection after a linear layer's matmul,
-/// summed in PyTorch's order.
-pub(crate) struct AddResidual<'a> {
-    pub(crate) bias: Option<&'a [f32]>,
+/// `x = (x + bias) + residual` in place: a residual connection after a linear layer's
+/// matmul, summed in PyTorch's order. Operands: the residual, then the bias if there is one.
+pub(crate) struct AddResidual {
     pub(crate) width: usize,
 }
 
-impl InplaceOp2 for AddResidual<'_> {
+impl AddResidual {
+    fn run(
+        &self,
+        dst: &mut CpuStorage,
+        dst_l: &Layout,
+        (src, src_l): (&CpuStorage, &Layout),
+        bias: Option<&[f32]>,
+    ) -> candle_core::Result<()> {
+        let name = "latebird-add-residual";
+        let src = contiguous(src, src_l, name)?;
+        let xs = contiguous_mut(dst, dst_l, name)?;
+        if src.len() != xs.len() {
+            candle_core::bail!("{name}: {} values against {}", xs.len(), src.len());
+        }
+        check_width(xs.len(), self.width, name)?;
+        for_row_chunks(xs, self.width, |first, rows| {
+            let start = first * self.width;
+            add_rows(rows, &src[start..start + rows.len()], bias);
+        });
+        Ok(())
+    }
+}
+
+impl InplaceOp2 for AddResidual {
     fn name(&self) -> &'static str {
         "latebird-add-residual"
     }
@@ -110,20 +183,29 @@ impl InplaceOp2 for AddResidual<'_> {
         &self,
         dst: &mut CpuStorage,
         dst_l: &Layout,
-        src: &CpuStorage,
-        src_l: &Layout,
+        residual: &CpuStorage,
+        residual_l: &Layout,
     ) -> candle_core::Result<()> {
-        let src = contiguous(src, src_l, self.name())?;
-        let xs = contiguous_mut(dst, dst_l, self.name())?;
-        if src.len() != xs.len() {
-            candle_core::bail!("{}: {} values against {}", self.name(), xs.len(), src.len());
-        }
-        check_width(xs.len(), self.width, self.name())?;
-        for_row_chunks(xs, self.width, |first, rows| {
-            let start = first * self.width;
-            add_rows(rows, &src[start..start + rows.len()], self.bias);
-        });
-        Ok(())
+        self.run(dst, dst_l, (residual, residual_l), None)
+    }
+}
+
+impl InplaceOp3 for AddResidual {
+    fn name(&self) -> &'static str {
+        "latebird-add-bias-residual"
+    }
+
+    fn cpu_fwd(
+        &self,
+        dst: &mut CpuStorage,
+        dst_l: &Layout,
+        residual: &CpuStorage,
+        residual_l: &Layout,
+        bias: &CpuStorage,
+        bias_l: &Layout,
+    ) -> candle_core::Result<()> {
+        let bias = parameter(bias, bias_l, self.width, InplaceOp3::name(self))?;
+        self.run(dst, dst_l, (residual, residual_l), Some(bias))
     }
 }
 
@@ -150,14 +232,35 @@ multiversion! {
 }
 
 /// GeGLU: `[T, 2w] -> [T, w]`, `act(input + b_in) * (gate + b_gate)` where `input` and
-/// `gate` are the two halves of each row and the bias is the linear layer's.
-pub(crate) struct GatedActivation<'a> {
-    pub(crate) bias: Option<&'a [f32]>,
+/// `gate` are the two halves of each row and the bias `[2w]` (the second operand, when the
+/// layer has one) is the linear layer's.
+pub(crate) struct GatedActivation {
     pub(crate) width: usize,
     pub(crate) activation: Activation,
 }
 
-impl CustomOp1 for GatedActivation<'_> {
+impl GatedActivation {
+    fn run(
+        &self,
+        storage: &CpuStorage,
+        layout: &Layout,
+        bias: Option<&[f32]>,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let name = "latebird-gated-activation";
+        let src = contiguous(storage, layout, name)?;
+        check_width(src.len(), 2 * self.width, name)?;
+        let rows = src.len() / (2 * self.width);
+        let mut out = vec![0f32; rows * self.width];
+        for_row_chunks(&mut out, self.width, |first, dst| {
+            let start = first * 2 * self.width;
+            let src = &src[start..start + 2 * dst.len()];
+            gate_rows(src, dst, self.width, bias, self.activation);
+        });
+        Ok((CpuStorage::F32(out), Shape::from((rows, self.width))))
+    }
+}
+
+impl CustomOp1 for GatedActivation {
     fn name(&self) -> &'static str {
         "latebird-gated-activation"
     }
@@ -167,15 +270,57 @@ impl CustomOp1 for GatedActivation<'_> {
         storage: &CpuStorage,
         layout: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
-        let src = contiguous(storage, layout, self.name())?;
-        check_width(src.len(), 2 * self.width, self.name())?;
-        let rows = src.len() / (2 * self.width);
-        let mut out = vec![0f32; rows * self.width];
-        for_row_chunks(&mut out, self.width, |first, dst| {
-            let start = first * 2 * self.width;
-            let src = &src[start..start + 2 * dst.len()];
-            gate_rows(src, dst, self.width, self.bias, self.activation);
-        });
-        Ok((CpuStorage::F32(out), Shape::from((rows, self.width))))
+        self.run(storage, layout, None)
     }
 }
+
+impl CustomOp2 for GatedActivation {
+    fn name(&self) -> &'static str {
+        "latebird-gated-bias-activation"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let bias = parameter(s2, l2, 2 * self.width, CustomOp2::name(self))?;
+        self.run(s1, l1, Some(bias))
+    }
+}
+
+/// `y = x W^T` with the int8 weight `weight`, for `x` `[m, k]` f32.
+pub(crate) struct Int8Matmul<'a> {
+    pub(crate) weight: &'a int8::Int8Weight,
+}
+
+impl CustomOp1 for Int8Matmul<'_> {
+    fn name(&self) -> &'static str {
+        "latebird-int8-matmul"
+    }
+
+    fn cpu_fwd(
+        &self,
+        storage: &CpuStorage,
+        layout: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let x = contiguous(storage, layout, self.name())?;
+        let (m, k) = layout.shape().dims2()?;
+        let n = self.weight.out_features();
+        if k != self.weight.in_features() {
+            candle_core::bail!(
+                "{}: [{m}, {k}] against an int8 weight of {} inputs",
+                self.name(),
+                self.weight.in_features()
+            );
+        }
+        let mut out = vec![0f32; m * n];
+        self.weight.matmul(x, m, &mut out);
+        Ok((CpuStorage::F32(out), Shape::from((m, n))))
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,401 @@
+//! int8 matrix products `y = x W^T` for linear layers: the weight quantized symmetrically per
+//! output channel once (at load), each row of `x` quantized symmetrically on the fly, products
+//! summed exactly in i32 and scaled back to f32.
+//!
+//! The weight is packed in panels of [`PANEL`] output columns; within a panel, groups of four
+//! consecutive inputs, each column's four values side by side: the layout of AVX-512 VNNI's
+//! `vpdpbusd`, which multiplies four unsigned bytes by four signed bytes and adds the four
+//! products to an i32 lane. The activations are therefore stored as `q + 128` (unsigned), and
+//! `128 * sum(w)` of each column is subtracted afterwards. Integer sums are exact, so every
+//! instruction set gives bit-identical results.
+
+use rayon::prelude::*;
+
+use super::math::multiversion;
+
+/// Output columns per panel: four vectors of sixteen i32 lanes.
+pub(crate) const PANEL: usize = 64;
+/// Inputs per group (the bytes one `vpdpbusd` lane takes).
+const GROUP: usize = 4;
+/// Rows of `x` per register block.
+const MR: usize = 4;
+/// Largest magnitude of a quantized value: symmetric, so that -127..=127 keeps 0 exact.
+const QMAX: f32 = 127.0;
+
+/// A weight `[n, k]` (PyTorch's `[out, in]`) in int8, packed for the kernels.
+#[derive(Clone, Debug)]
+pub(crate) struct Int8Weight {
+    k: usize,
+    n: usize,
+    /// `ceil(k / 4)` groups of four inputs.
+    groups: usize,
+    /// `[ceil(n / PANEL)][groups][PANEL][4]`, zeros past `k` and `n`.
+    packed: Vec<i8>,
+    /// Per output column: the f32 value of one quantization step.
+    scales: Vec<f32>,
+    /// Per output column: `128 * sum_k q[n, k]`, the offset the unsigned activations add.
+    offsets: Vec<i32>,
+}
+
+impl Int8Weight {
+    /// Quantizes `w_t` `[k, n]` (the transposed weight, row-major) per output column:
+    /// `q = round(w / s)` with `s = max|w| / 127`.
+    pub(crate) fn quantize(w_t: &[f32], k: usize, n: usize) -> Self {
+        let mut w = vec![0f32; n * k];
+        for (i, row) in w_t.chunks_exact(n).enumerate() {
+            for (j, &v) in row.iter().enumerate() {
+                w[j * k + i] = v;
+            }
+        }
+        let (q, scales) = quantize_symmetric(&w, k);
+        Self::from_quantized(&q, scales, k, n)
+    }
+
+    /// Packs quantized values `q` `[n, k]` with their per-column `scales`.
+    pub(crate) fn from_quantized(q: &[i8], scales: Vec<f32>, k: usize, n: usize) -> Self {
+        let groups = k.div_ceil(GROUP);
+        let panels = n.div_ceil(PANEL);
+        let mut packed = vec![0i8; panels * groups * PANEL * GROUP];
+        let mut offsets = vec![0i32; n];
+        for (j, (row, offset)) in q.chunks_exact(k).zip(&mut offsets).enumerate() {
+            let (panel, column) = (j / PANEL, j % PANEL);
+            for (i, &v) in row.iter().enumerate() {
+                let at = ((panel * groups + i / GROUP) * PANEL + column) * GROUP + i % GROUP;
+                packed[at] = v;
+            }
+            *offset = 128 * row.iter().map(|&v| i32::from(v)).sum::<i32>();
+        }
+        Int8Weight {
+            k,
+            n,
+            groups,
+            packed,
+            scales,
+            offsets,
+        }
+    }
+
+    pub(crate) fn in_features(&self) -> usize {
+        self.k
+    }
+
+    pub(crate) fn out_features(&self) -> usize {
+        self.n
+    }
+
+    /// The weight back in f32, `[k, n]` (transposed, as the f32 form stores it).
+    #[cfg(test)]
+    pub(crate) fn dequantize_t(&self) -> Vec<f32> {
+        let mut w_t = vec![0f32; self.k * self.n];
+        for j in 0..self.n {
+            let (panel, column) = (j / PANEL, j % PANEL);
+            for i in 0..self.k {
+                let at = ((panel * self.groups + i / GROUP) * PANEL + column) * GROUP + i % GROUP;
+                w_t[i * self.n + j] = f32::from(self.packed[at]) * self.scales[j];
+            }
+        }
+        w_t
+    }
+
+    /// `y = x W^T` for `x` `[m, k]`, into `out` `[m, n]`, on the thread pool.
+    pub(crate) fn matmul(&self, x: &[f32], m: usize, out: &mut [f32]) {
+        let (k, n, groups) = (self.k, self.n, self.groups);
+        debug_assert_eq!(x.len(), m * k);
+        debug_assert_eq!(out.len(), m * n);
+        let stride = groups * GROUP;
+        let mut xq = vec![128u8; m * stride];
+        let mut x_scales = vec![0f32; m];
+        xq.par_chunks_mut(stride)
+            .zip(x.par_chunks(k))
+            .zip(x_scales.par_iter_mut())
+            .for_each(|((q, row), scale)| *scale = quantize_row(row, q));
+        let panels = n.div_ceil(PANEL);
+        // Tasks: (panel, block of rows); each writes its own columns of its own rows.
+        let rows_per_task = if m <= 64 { m.max(1) } else { 64 };
+        let blocks = m.div_ceil(rows_per_task);
+        let out_ptr = OutPtr(out.as_mut_ptr());
+        (0..panels * blocks).into_par_iter().for_each(|task| {
+            let (panel, block) = (task % panels, task / panels);
+            let first = block * rows_per_task;
+            let rows = rows_per_task.min(m - first);
+            let weights = &self.packed[panel * groups * PANEL * GROUP..][..groups * PANEL * GROUP];
+            let mut acc = vec![0i32; rows * PANEL];
+            dot_panel(
+                &xq[first * stride..(first + rows) * stride],
+                stride,
+                rows,
+                weights,
+                groups,
+                &mut acc,
+            );
+            let c0 = panel * PANEL;
+            let width = PANEL.min(n - c0);
+            for r in 0..rows {
+                let sx = x_scales[first + r];
+                // SAFETY: row first + r, columns c0..c0 + width of the [m, n] output belong to
+                // this task alone.
+                let y = unsafe {
+                    std::slice::from_raw_parts_mut(out_ptr.at((first + r) * n + c0), width)
+                };
+                let a = &acc[r * PANEL..r * PANEL + width];
+                for (((y, &a), &offset), &sw) in y
+                    .iter_mut()
+                    .zip(a)
+                    .zip(&self.offsets[c0..])
+                    .zip(&self.scales[c0..])
+                {
+                    *y = (a - offset) as f32 * (sx * sw);
+                }
+            }
+        });
+    }
+}
+
+/// Quantizes each row of `w` (rows of `cols` values: a weight `[out, in]`) symmetrically:
+/// `q = round(w / s)` with `s = max|w| / 127` per row (1 for a row of zeros). The one
+/// quantizer of the engine: at load and in [`crate::quantize`], so that both give the same
+/// values.
+pub(crate) fn quantize_symmetric(w: &[f32], cols: usize) -> (Vec<i8>, Vec<f32>) {
+    let mut q = vec![0i8; w.len()];
+    let mut scales = Vec::with_capacity(w.len() / cols.max(1));
+    for (row, out) in w.chunks_exact(cols).zip(q.chunks_exact_mut(cols)) {
+        let max = row.iter().fold(0f32, |m, x| m.max(x.abs()));
+        let scale = if max > 0.0 { max / QMAX } else { 1.0 };
+        for (o, x) in out.iter_mut().zip(row) {
+            *o = (x / scale).round().clamp(-QMAX, QMAX) as i8;
+        }
+        scales.push(scale);
+    }
+    (q, scales)
+}
+
+#[derive(Clone, Copy)]
+struct OutPtr(*mut f32);
+// SAFETY: tasks write disjoint (rows, columns) blocks.
+unsafe impl Send for OutPtr {}
+unsafe impl Sync for OutPtr {}
+
+impl OutPtr {
+    fn at(self, offset: usize) -> *mut f32 {
+        self.0.wrapping_add(offset)
+    }
+}
+
+/// Quantizes one row to `q + 128` in `out` (padded with 128, the unsigned zero); returns the
+/// step `max|x| / 127` (1 for a row of zeros).
+fn quantize_row(row: &[f32], out: &mut [u8]) -> f32 {
+    let max = row.iter().fold(0f32, |m, x| m.max(x.abs()));
+    let scale = if max > 0.0 && max.is_finite() {
+        max / QMAX
+    } else {
+        1.0
+    };
+    let inv = 1.0 / scale;
+    for (q, x) in out.iter_mut().zip(row) {
+        *q = ((x * inv).round().clamp(-QMAX, QMAX) as i32 + 128) as u8;
+    }
+    scale
+}
+
+/// `acc[r][c] = sum_i xq[r][i] * w[c][i]` for one panel, `rows` rows of `xq` (`stride` bytes
+/// apart), on the best instruction set the CPU has.
+fn dot_panel(xq: &[u8], stride: usize, rows: usize, w: &[i8], groups: usize, acc: &mut [i32]) {
+    #[cfg(target_arch = "x86_64")]
+    if vnni() {
+        // SAFETY: vnni() reports AVX-512 F/BW and VNNI only when the CPU has them.
+        unsafe { vnni_panel(xq, stride, rows, w, groups, acc) };
+        return;
+    }
+    dot_panel_portable(xq, stride, rows, w, groups, acc);
+}
+
+multiversion! {
+    fn dot_panel_portable(xq: &[u8], stride: usize, rows: usize, w: &[i8], groups: usize, acc: &mut [i32]) {
+        for r in 0..rows {
+            let x = &xq[r * stride..(r + 1) * stride];
+            let a = &mut acc[r * PANEL..(r + 1) * PANEL];
+            for g in 0..groups {
+                let xs = [
+                    i32::from(x[g * GROUP]),
+                    i32::from(x[g * GROUP + 1]),
+                    i32::from(x[g * GROUP + 2]),
+                    i32::from(x[g * GROUP + 3]),
+                ];
+                let ws = &w[g * PANEL * GROUP..(g + 1) * PANEL * GROUP];
+                for (a, w4) in a.iter_mut().zip(ws.chunks_exact(GROUP)) {
+                    *a += xs[0] * i32::from(w4[0])
+                        + xs[1] * i32::from(w4[1])
+                        + xs[2] * i32::from(w4[2])
+                        + xs[3] * i32::from(w4[3]);
+                }
+            }
+        }
+    }
+}
+
+/// Whether the VNNI kernel runs: AVX-512 chosen (see `math::isa`) and VNNI present.
+#[cfg(target_arch = "x86_64")]
+fn vnni() -> bool {
+    use super::math::{isa, Isa};
+    isa() == Isa::Avx512 && std::arch::is_x86_feature_detected!("avx512vnni")
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+unsafe fn vnni_panel(
+    xq: &[u8],
+    stride: usize,
+    rows: usize,
+    w: &[i8],
+    groups: usize,
+    acc: &mut [i32],
+) {
+    let mut r = 0;
+    while r + MR <= rows {
+        vnni_block::<MR>(&xq[r * stride..], stride, w, groups, &mut acc[r * PANEL..]);
+        r += MR;
+    }
+    match rows - r {
+        3 => vnni_block::<3>(&xq[r * stride..], stride, w, groups, &mut acc[r * PANEL..]),
+        2 => vnni_block::<2>(&xq[r * stride..], stride, w, groups, &mut acc[r * PANEL..]),
+        1 => vnni_block::<1>(&xq[r * stride..], stride, w, groups, &mut acc[r * PANEL..]),
+        _ => {}
+    }
+}
+
+/// `R` rows against one panel: `R x 4` accumulators of sixteen lanes held in registers.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+unsafe fn vnni_block<const R: usize>(
+    xq: &[u8],
+    stride: usize,
+    w: &[i8],
+    groups: usize,
+    acc: &mut [i32],
+) {
+    use std::arch::x86_64::*;
+    debug_assert!(xq.len() >= (R - 1) * stride + groups * GROUP);
+    debug_assert!(w.len() >= groups * PANEL * GROUP);
+    debug_assert!(acc.len() >= R * PANEL);
+    let mut sums = [[_mm512_setzero_si512(); 4]; R];
+    let x = xq.as_ptr();
+    let wp = w.as_ptr();
+    for g in 0..groups {
+        // SAFETY: group g of the panel is PANEL * GROUP bytes at g * PANEL * GROUP, and row r
+        // has groups * GROUP bytes at r * stride (checked above).
+        let ws = [
+            _mm512_loadu_si512(wp.add(g * PANEL * GROUP).cast()),
+            _mm512_loadu_si512(wp.add(g * PANEL * GROUP + 64).cast()),
+            _mm512_loadu_si512(wp.add(g * PANEL * GROUP + 128).cast()),
+            _mm512_loadu_si512(wp.add(g * PANEL * GROUP + 192).cast()),
+        ];
+        for (r, row) in sums.iter_mut().enumerate() {
+            let four = x.add(r * stride + g * GROUP).cast::<i32>().read_unaligned();
+            let xs = _mm512_set1_epi32(four);
+            for (s, w) in row.iter_mut().zip(&ws) {
+                *s = _mm512_dpbusd_epi32(*s, xs, *w);
+            }
+        }
+    }
+    for (r, row) in sums.iter().enumerate() {
+        for (j, s) in row.iter().enumerate() {
+            _mm512_storeu_si512(acc.as_mut_ptr().add(r * PANEL + j * 16).cast(), *s);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::models::kernels::math::forced;
+
+    fn values(n: usize, seed: u64) -> Vec<f32> {
+        let mut state = seed;
+        (0..n)
+            .map(|_| {
+                state = state
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                (state >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0
+            })
+            .collect()
+    }
+
+    /// The same arithmetic, spelled out: quantize, multiply in i64, scale.
+    fn reference(x: &[f32], m: usize, w: &Int8Weight) -> Vec<f32> {
+        let (k, n) = (w.k, w.n);
+        let w_t = w.dequantize_t();
+        let mut out = vec![0f32; m * n];
+        for r in 0..m {
+            let row = &x[r * k..(r + 1) * k];
+            let mut q = vec![128u8; k];
+            let sx = quantize_row(row, &mut q);
+            for j in 0..n {
+                let mut acc = 0i64;
+                for i in 0..k {
+                    let wq = (w_t[i * n + j] / w.scales[j]).round() as i64;
+                    acc += (i64::from(q[i]) - 128) * wq;
+                }
+                out[r * n + j] = acc as i32 as f32 * (sx * w.scales[j]);
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn int8_products_are_exact_on_every_instruction_set() {
+        for (m, k, n) in [
+            (1, 4, 1),
+            (3, 7, 65),
+            (5, 64, 64),
+            (70, 130, 200),
+            (9, 384, 129),
+        ] {
+            let w_t = values(k * n, 3 + k as u64);
+            let x = values(m * k, 5 + m as u64);
+            let w = Int8Weight::quantize(&w_t, k, n);
+            let want = reference(&x, m, &w);
+            forced::each(|choice| {
+                let mut got = vec![f32::NAN; m * n];
+                w.matmul(&x, m, &mut got);
+                assert_eq!(got, want, "{choice:?} m {m} k {k} n {n}");
+            });
+        }
+    }
+
+    #[test]
+    fn int8_products_are_close_to_float32() {
+        let (m, k, n) = (16, 384, 96);
+        let w_t = values(k * n, 11);
+        let x = values(m * k, 12);
+        let w = Int8Weight::quantize(&w_t, k, n);
+        let mut got = vec![0f32; m * n];
+        w.matmul(&x, m, &mut got);
+        for r in 0..m {
+            for j in 0..n {
+                let exact: f32 = (0..k).map(|i| x[r * k + i] * w_t[i * n + j]).sum();
+                // Two roundings of at most half a step each, over k products of values <= 1.
+                let bound = (k as f32).sqrt() * 2.0 / 127.0;
+                let err = (got[r * n + j] - exact).abs();
+                assert!(err < bound, "[{r}, {j}]: {} vs {exact}", got[r * n + j]);
+            }
+        }
+    }
+
+    #[test]
+    fn zero_rows_and_columns_stay_zero() {
+        let (k, n) = (8, 3);
+        let mut w_t = values(k * n, 1);
+        for i in 0..k {
+            w_t[i * n + 1] = 0.0;
+        }
+        let w = Int8Weight::quantize(&w_t, k, n);
+        let mut x = values(2 * k, 2);
+        x[..k].fill(0.0);
+        let mut out = vec![f32::NAN; 2 * n];
+        w.matmul(&x, 2, &mut out);
+        assert_eq!(&out[..n], &[0.0; 3]);
+        assert_eq!(out[n + 1], 0.0);
+        assert!(out.iter().all(|v| v.is_finite()));
+    }
+}

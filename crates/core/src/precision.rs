@@ -1,0 +1,45 @@
+//! The arithmetic a model runs in.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// How a model's linear layers store their weights and multiply: `float32` is exact (the
+/// 1e-5 contract with PyLate); `int8` quantizes each weight per output channel when the model
+/// is loaded and each activation row on the fly, multiplies in integers (AVX-512 VNNI where
+/// the CPU has it) and scales back to float32: about 1/4 of the weight memory and faster, at
+/// a measured cost in fidelity (see the README). Attention, norms, embeddings and the Dense
+/// head stay float32.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Precision {
+    /// float32 weights and arithmetic.
+    #[default]
+    Float32,
+    /// int8 weights and products with int32 sums (CPU only).
+    Int8,
+}
+
+impl Precision {
+    /// Every precision, in the order of the docs.
+    pub const ALL: [Precision; 2] = [Precision::Float32, Precision::Int8];
+
+    /// The name used in settings and on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Precision::Float32 => "float32",
+            Precision::Int8 => "int8",
+        }
+    }
+
+    /// The precision called `name`, if any.
+    pub fn from_name(name: &str) -> Option<Precision> {
+        Precision::ALL.into_iter().find(|p| p.name() == name)
+    }
+}
+
+impl fmt::Display for Precision {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
