@@ -70,7 +70,7 @@ texts = json.load(open(texts_file))
 queries, documents = texts["queries"], texts["documents"]
 if system.startswith("latebird"):
     import latebird
-    model = latebird.ColBERT(model_dir, precision="int8" if system == "latebird-int8" else None)
+    model = latebird.ColBERT(model_dir, **({"precision": "int8"} if system == "latebird-int8" else {}))
     def encode(xs, is_query, batch_size=32):
         return model.encode(xs, is_query=is_query, batch_size=batch_size, show_progress_bar=False)
 elif system == "pylate":
