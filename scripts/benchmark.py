@@ -50,9 +50,12 @@ ABSTRACTS = ROOT.parent / "shared" / "data" / "abstracts.jsonl"
 BENCH_MODEL = ROOT / "target" / "bench-models" / "modernbert-base-random"
 DEFAULT_MODELS = [ROOT / "tests" / "models" / "minilm-colbert", BENCH_MODEL]
 OUT = ROOT / "target" / "bench"
-SYSTEMS = ("latebird", "latebird-int8", "pylate", "onnxruntime")
+SYSTEMS = ("latebird", "latebird-bf16", "latebird-int8", "pylate", "onnxruntime")
+# latebird's own systems beside float32, and the precision each runs in.
+PRECISIONS = {"latebird-bf16": "bfloat16", "latebird-int8": "int8"}
 LABELS = {
     "latebird": "latebird",
+    "latebird-bf16": "latebird bf16",
     "latebird-int8": "latebird int8",
     "pylate": "PyLate",
     "onnxruntime": "ONNX Runtime",
@@ -70,7 +73,8 @@ texts = json.load(open(texts_file))
 queries, documents = texts["queries"], texts["documents"]
 if system.startswith("latebird"):
     import latebird
-    model = latebird.ColBERT(model_dir, **({"precision": "int8"} if system == "latebird-int8" else {}))
+    precision = {"latebird-bf16": "bfloat16", "latebird-int8": "int8"}.get(system)
+    model = latebird.ColBERT(model_dir, **({"precision": precision} if precision else {}))
     def encode(xs, is_query, batch_size=32):
         return model.encode(xs, is_query=is_query, batch_size=batch_size, show_progress_bar=False)
 elif system == "pylate":
@@ -369,17 +373,17 @@ def ratio(results: dict, key: str, other: str, system: str = "latebird") -> str:
 def model_table(results: dict) -> list[str]:
     systems = [s for s in SYSTEMS if s in results]
     peers = [s for s in ("pylate", "onnxruntime") if s in results and "latebird" in results]
-    int8 = "latebird-int8" in results and "latebird" in results
-    int8_peers = [s for s in ("pylate", "onnxruntime") if s in results and int8]
+    lower = [s for s in PRECISIONS if s in results and "latebird" in results]
+    lower_peers = [(s, p) for s in lower for p in ("pylate", "onnxruntime") if p in results]
     head = [LABELS[s] for s in systems] + [f"latebird / {LABELS[s]}" for s in peers]
-    head += ["int8 / float32"] * int8 + [f"int8 / {LABELS[s]}" for s in int8_peers]
+    head += [f"{PRECISIONS[s]} / float32" for s in lower]
+    head += [f"{PRECISIONS[s]} / {LABELS[p]}" for s, p in lower_peers]
     lines = ["| figure | " + " | ".join(head) + " |", "|---|" + "---:|" * len(head)]
     for key, label, pattern in ROWS:
         cells = [fmt(results[s].get(key), pattern) for s in systems]
         cells += [ratio(results, key, s) for s in peers]
-        if int8:
-            cells.append(ratio(results, key, "latebird", "latebird-int8"))
-        cells += [ratio(results, key, s, "latebird-int8") for s in int8_peers]
+        cells += [ratio(results, key, "latebird", s) for s in lower]
+        cells += [ratio(results, key, p, s) for s, p in lower_peers]
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
     return lines
 
@@ -394,7 +398,7 @@ def diff_lines(diffs: dict, check: int) -> list[str]:
             if kind in plural
         ]
         line = f"max |{LABELS[system]} - PyLate| over the first {check} texts: " + ", ".join(parts)
-        if system == "latebird-int8":
+        if system in PRECISIONS:
             cosines = [f"{plural[k]} {d[k + '_cosine']:.4f}" for k in plural if k + "_cosine" in d]
             line += "; smallest token cosine with PyLate: " + ", ".join(cosines)
         out.append(line)
@@ -515,6 +519,7 @@ def main() -> None:
             parser.error(f"{m} is not a model folder")
     pythons = {
         "latebird": args.latebird_python,
+        "latebird-bf16": args.latebird_python,
         "latebird-int8": args.latebird_python,
         "pylate": args.pylate_python,
         "onnxruntime": args.onnx_python,
@@ -561,7 +566,7 @@ def main() -> None:
         over = [LABELS[s] for s, r in results.items() if (r["doc_peak_fraction"] or 0) > 1]
         torch_used = [
             LABELS[s]
-            for s in ("latebird", "latebird-int8", "onnxruntime")
+            for s in ("latebird", *PRECISIONS, "onnxruntime")
             if results.get(s, {}).get("torch_imported")
         ]
         notes[name] = {
@@ -589,6 +594,7 @@ def render(args, source, peak, peak_text, all_results, shapes, diffs, notes, loa
     vers, pythons = {}, {}
     interpreters = {
         "latebird": args.latebird_python,
+        "latebird-bf16": args.latebird_python,
         "latebird-int8": args.latebird_python,
         "pylate": args.pylate_python,
         "onnxruntime": args.onnx_python,
@@ -615,7 +621,7 @@ def render(args, source, peak, peak_text, all_results, shapes, diffs, notes, loa
         "# Benchmarks",
         "",
         "latebird against PyLate (PyTorch) and ONNX Runtime on CPU, float32 (and latebird "
-        f"in int8), {args.threads} threads for every system, each system in a fresh process.",
+        f"in bfloat16 and int8), {args.threads} threads for every system, each system in a fresh process.",
         "",
         f"- date: {datetime.datetime.now().astimezone().strftime('%Y-%m-%d %H:%M %Z')}",
         f"- machine: {info['cpu']}; {info['cores']}; {info['os']}",

@@ -267,7 +267,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--pool-factor", type=_positive, default=1, help="documents only")
         p.add_argument(
             "--precision",
-            choices=["float32", "int8"],
+            choices=["float32", "bfloat16", "int8"],
             help="arithmetic of the linear layers (default: as the model folder stores them)",
         )
         p.add_argument(

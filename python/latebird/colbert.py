@@ -90,7 +90,7 @@ class ColBERT:
         attend_to_expansion_tokens: bool | None = None,
         do_query_expansion: bool | None = None,
         skiplist_words: list[str] | None = None,
-        precision: Literal["float32", "int8"] | None = None,
+        precision: Literal["float32", "bfloat16", "int8"] | None = None,
         revision: str | None = None,
         cache_folder: PathLike | None = None,
         token: str | None = None,
@@ -115,9 +115,10 @@ class ColBERT:
         self.device = device
 
     @property
-    def precision(self) -> Literal["float32", "int8"]:
-        """The arithmetic of the linear layers: the `precision` given, else the one the model
-        folder stores (`"int8"` for a folder written by `latebird.quantize`)."""
+    def precision(self) -> Literal["float32", "bfloat16", "int8"]:
+        """The arithmetic of the linear layers: the `precision` given (`"bfloat16"` rounds
+        weights and activations to bf16 and sums in float32; `"int8"` quantizes them), else the
+        one the model folder stores (`"int8"` for a folder written by `latebird.quantize`)."""
         return self._model.precision
 
     # The effective settings, read back from the engine.

@@ -1,5 +1,5 @@
-// int8 in WebAssembly: `precision: 'int8'` quantizes the linear layers at load (the portable
-// int8 kernel), stays close to float32, reports itself, and is deterministic.
+// int8 and bfloat16 in WebAssembly: `precision` converts the linear layers at load (the
+// portable kernels), stays close to float32, reports itself, and is deterministic.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { loadPackage, modelDir, readFolder } from './helpers.mjs';
@@ -36,7 +36,12 @@ for (const name of ['minilm-colbert', 'modernbert-v4', 'xlm-roberta']) {
       assert.ok(cosine > 0.95 && cosine < 1, `min cosine ${cosine}`);
       assert.deepEqual(int8.encode(TEXTS, isQuery), b);
     }
+    const bf16 = pkg.ColBERT.fromFiles(files, { precision: 'bfloat16' });
+    assert.equal(bf16.precision, 'bfloat16');
+    const cosine = minCosine(float.encode(TEXTS, false), bf16.encode(TEXTS, false));
+    assert.ok(cosine > 0.99 && cosine < 1, `bfloat16 min cosine ${cosine}`);
     float.free();
     int8.free();
+    bf16.free();
   });
 }

@@ -46,7 +46,7 @@ test('option values are checked by the engine, naming the camelCase key', () => 
     [{ skiplistWords: 'the' }, ['`skiplistWords`: is the string "the"; expected a list of strings']],
     [{ queryLength: NaN }, ['`queryLength`: is NaN; expected a finite number']],
     [{ queryLength: () => 4 }, ['`queryLength`: is a Function; expected a number']],
-    [{ precision: 'int4' }, ['`precision`: is the string "int4"; expected one of float32, int8']],
+    [{ precision: 'int4' }, ['`precision`: is the string "int4"; expected one of float32, bfloat16, int8']],
   ]) {
     const e = thrown(() => pkg.ColBERT.fromFiles(files, options));
     assert.equal(e.name, 'InvalidInputError', e.message);

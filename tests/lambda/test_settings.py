@@ -42,7 +42,7 @@ def test_int8_settings(kind: str, tmp_path) -> None:
     ("settings", "needle"),
     [
         ('{"precison": "int8"}', "`precison`: unknown setting"),
-        ('{"precision": "int4"}', "expected one of float32, int8"),
+        ('{"precision": "int4"}', "expected one of float32, bfloat16, int8"),
         ("[1]", "LATEBIRD_SETTINGS is an array"),
     ],
 )

@@ -42,6 +42,17 @@ def test_quantized_folder_equals_int8_at_load(tmp_path, name):
     assert latebird.ColBERT(out, precision="float32").precision == "float32"
 
 
+@pytest.mark.parametrize("name", ["minilm-colbert", "modernbert-v4", "xlm-roberta"])
+def test_bfloat16_is_close_to_float32(name):
+    source = model_dir(name)
+    bf16 = latebird.ColBERT(source, precision="bfloat16")
+    assert bf16.precision == "bfloat16"
+    got = _encode(bf16)
+    assert _min_cosine(_encode(latebird.ColBERT(source)), got) > 0.99
+    for a, b in zip(_encode(bf16), got):
+        np.testing.assert_array_equal(a, b)
+
+
 def test_quantize_refusals_overwrite_nothing(tmp_path):
     source = model_dir("modernbert-v4")
     busy = tmp_path / "busy"
@@ -57,7 +68,7 @@ def test_quantize_refusals_overwrite_nothing(tmp_path):
     with pytest.raises(latebird.ModelLoadError):
         latebird.quantize(tmp_path, tmp_path / "h")
     assert not (tmp_path / "h").exists()
-    with pytest.raises(latebird.InvalidInputError, match="expected one of float32, int8"):
+    with pytest.raises(latebird.InvalidInputError, match="expected one of float32, bfloat16, int8"):
         latebird.ColBERT(source, precision="int4")  # type: ignore[arg-type]
 
 

@@ -74,7 +74,7 @@ def test_unknown_keyword_lists_the_accepted_ones(minilm_dir):
         ("document_length", 10**400, ["far out of range"]),
         ("query_length", {}, ["is an object"]),
         ("query_length", object(), ["(type object)"]),
-        ("precision", "int4", ['is the string "int4"', "expected one of float32, int8"]),
+        ("precision", "int4", ['is the string "int4"', "expected one of float32, bfloat16, int8"]),
         ("precision", 8, ["is 8", "expected a string"]),
     ],
 )

@@ -88,8 +88,8 @@ pub struct Overrides {
     /// Texts per forward pass when an encode call gives no batch size (1 to 2^28).
     #[serde(default, deserialize_with = "count")]
     pub batch_size: Option<usize>,
-    /// The arithmetic of the linear layers, `"float32"` or `"int8"` ([`Precision`]); unset:
-    /// as the model folder stores its weights.
+    /// The arithmetic of the linear layers, `"float32"`, `"bfloat16"` or `"int8"`
+    /// ([`Precision`]); unset: as the model folder stores its weights.
     #[serde(default, deserialize_with = "precision")]
     pub precision: Option<Precision>,
 }

@@ -5,7 +5,9 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 /// How a model's linear layers store their weights and multiply: `float32` is exact (the
-/// 1e-5 contract with PyLate); `int8` quantizes each weight per output channel when the model
+/// 1e-5 contract with PyLate); `bfloat16` rounds weights (at load) and activations (on the fly)
+/// to bf16 and sums in float32 (AVX512-BF16 where the CPU has it): half the weight memory;
+/// `int8` quantizes each weight per output channel when the model
 /// is loaded and each activation row on the fly, multiplies in integers (AVX-512 VNNI where
 /// the CPU has it) and scales back to float32: about 1/4 of the weight memory and faster, at
 /// a measured cost in fidelity (see the README). Attention, norms, embeddings and the Dense
@@ -16,18 +18,21 @@ pub enum Precision {
     /// float32 weights and arithmetic.
     #[default]
     Float32,
+    /// bfloat16 weights and products with float32 sums (CPU only).
+    Bfloat16,
     /// int8 weights and products with int32 sums (CPU only).
     Int8,
 }
 
 impl Precision {
     /// Every precision, in the order of the docs.
-    pub const ALL: [Precision; 2] = [Precision::Float32, Precision::Int8];
+    pub const ALL: [Precision; 3] = [Precision::Float32, Precision::Bfloat16, Precision::Int8];
 
     /// The name used in settings and on the command line.
     pub fn name(self) -> &'static str {
         match self {
             Precision::Float32 => "float32",
+            Precision::Bfloat16 => "bfloat16",
             Precision::Int8 => "int8",
         }
     }

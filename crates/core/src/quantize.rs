@@ -59,7 +59,7 @@ pub fn quantize(
     if precision != Precision::Int8 {
         return Err(Error::argument(
             "precision",
-            format!("is {precision}; expected int8 (float32 is the model as it is)"),
+            format!("is {precision}; expected int8 (float32 is the model as it is, and bfloat16 needs no copy: load the model with precision bfloat16)"),
         ));
     }
     check_output(output)?;

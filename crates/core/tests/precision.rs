@@ -96,14 +96,44 @@ fn quantized_folders_match_int8_loading_and_stay_close_to_float32() {
 }
 
 #[test]
+fn bfloat16_is_close_to_float32_from_float_and_int8_folders() {
+    for family in FAMILIES {
+        let dir = common::model_dir(family);
+        let bf16 = load(&dir, Some(Precision::Bfloat16));
+        assert_eq!(bf16.precision(), Precision::Bfloat16);
+        let float = encode(&load(&dir, None));
+        let got = encode(&bf16);
+        assert_ne!(float[0].data, got[0].data, "{family}: bfloat16 must differ");
+        let cosine = min_cosine(&float, &got);
+        assert!(cosine > 0.99, "{family}: min token cosine {cosine}");
+        // Deterministic: the same embeddings again.
+        assert_eq!(encode(&bf16)[0].data, got[0].data);
+    }
+    // An int8 folder asked for bfloat16 runs its dequantized weights in bf16.
+    let out = tempfile::tempdir().unwrap();
+    quantize(
+        common::model_dir("xlm-roberta"),
+        out.path().join("q"),
+        Precision::Int8,
+    )
+    .unwrap();
+    assert_eq!(
+        load(&out.path().join("q"), Some(Precision::Bfloat16)).precision(),
+        Precision::Bfloat16
+    );
+}
+
+#[test]
 fn quantize_refuses_what_it_cannot_do_and_overwrites_nothing() {
     let dir = common::model_dir("modernbert-v4");
     let out = tempfile::tempdir().unwrap();
-    assert_error!(
-        quantize(&dir, out.path().join("a"), Precision::Float32),
-        Error::InvalidArgument { ref name, .. } if name == "precision",
-        ["float32", "expected int8"]
-    );
+    for precision in [Precision::Float32, Precision::Bfloat16] {
+        assert_error!(
+            quantize(&dir, out.path().join("a"), precision),
+            Error::InvalidArgument { ref name, .. } if name == "precision",
+            [precision.name(), "expected int8"]
+        );
+    }
     let busy = out.path().join("busy");
     std::fs::create_dir(&busy).unwrap();
     std::fs::write(busy.join("keep.txt"), "mine").unwrap();

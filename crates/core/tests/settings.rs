@@ -172,7 +172,10 @@ fn bad_values_name_the_setting_and_what_it_takes() {
         (
             "precision",
             json!("int4"),
-            vec!["is the string \"int4\"", "expected one of float32, int8"],
+            vec![
+                "is the string \"int4\"",
+                "expected one of float32, bfloat16, int8",
+            ],
         ),
         ("precision", json!(8), vec!["is 8", "expected a string"]),
     ] {

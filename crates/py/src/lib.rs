@@ -444,7 +444,7 @@ impl Model {
         self.inner.dim()
     }
 
-    /// The arithmetic of the linear layers: `"float32"` or `"int8"`.
+    /// The arithmetic of the linear layers: `"float32"`, `"bfloat16"` or `"int8"`.
     #[getter]
     fn precision(&self) -> &'static str {
         self.inner.precision().name()

@@ -544,7 +544,10 @@ fn settings_from_the_environment() {
             "`precison`: unknown setting; expected one of",
         ),
         (r#"{"queryLength": 3}"#, "`queryLength`: unknown setting"),
-        (r#"{"precision": "int4"}"#, "expected one of float32, int8"),
+        (
+            r#"{"precision": "int4"}"#,
+            "expected one of float32, bfloat16, int8",
+        ),
         (r#"{"query_length": 0}"#, "`query_length`: is 0"),
     ] {
         let err = vars(Some(value)).unwrap_err();

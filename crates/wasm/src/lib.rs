@@ -52,10 +52,10 @@ export interface ColBERTOptions {
   skiplistWords?: string[];
   /** Texts per forward pass in `encode`: an integer from 1 to 2^28 (default 32). */
   batchSize?: number;
-  /** Arithmetic of the linear layers: "float32", or "int8" (weights quantized per output
-   * channel, about 1/4 of their memory); default: as the model files store them ("int8" for
-   * a folder written by `latebird quantize`). */
-  precision?: "float32" | "int8";
+  /** Arithmetic of the linear layers: "float32", "bfloat16" (half the weight memory) or
+   * "int8" (weights quantized per output channel, about 1/4 of their memory); default: as the
+   * model files store them ("int8" for a folder written by `latebird quantize`). */
+  precision?: "float32" | "bfloat16" | "int8";
 }
 
 /** The effective settings: the folder's, with the options applied (the same keys as
@@ -69,7 +69,7 @@ export interface ColBERTSettings {
   attendToExpansionTokens: boolean;
   skiplistWords: string[];
   batchSize: number;
-  precision: "float32" | "int8";
+  precision: "float32" | "bfloat16" | "int8";
 }
 
 /** A text as the model sees it: one entry per position; `keep[i]` is 1 when position `i`
@@ -583,7 +583,7 @@ impl Model {
         self.engine.dim()
     }
 
-    /// The arithmetic of the linear layers: "float32" or "int8".
+    /// The arithmetic of the linear layers: "float32", "bfloat16" or "int8".
     #[wasm_bindgen(getter)]
     pub fn precision(&self) -> String {
         self.engine.precision().name().to_string()

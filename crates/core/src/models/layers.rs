@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 
 use candle_core::{DType, Device, Tensor, D};
 
-use super::kernels::{self, int8::Int8Weight, math::fused_kernels, SMALL_ROWS};
+use super::kernels::{self, bf16::Bf16Weight, int8::Int8Weight, math::fused_kernels, SMALL_ROWS};
 pub(crate) use super::kernels::{Activation, Span};
 use crate::error::{Error, Result};
 use crate::precision::Precision;
@@ -123,6 +123,8 @@ pub(crate) enum LinearWeight {
     F32 { weight_t: Tensor },
     /// int8, packed for the int8 kernels (host memory).
     Int8(Int8Weight),
+    /// bfloat16, packed for the bf16 kernels (host memory).
+    Bf16(Bf16Weight),
 }
 
 impl LinearWeight {
@@ -133,6 +135,12 @@ impl LinearWeight {
                 let (k, n) = weight_t.dims2()?;
                 let values: Vec<f32> = weight_t.flatten_all()?.to_vec1()?;
                 LinearWeight::Int8(Int8Weight::quantize(&values, k, n))
+            }
+            (parts, Some(Precision::Bfloat16)) => {
+                let weight_t = dequantize(parts, device)?;
+                let (k, n) = weight_t.dims2()?;
+                let values: Vec<f32> = weight_t.flatten_all()?.to_vec1()?;
+                LinearWeight::Bf16(Bf16Weight::from_f32(&values, k, n))
             }
             (LinearParts::F32(weight_t), _) => LinearWeight::F32 { weight_t },
             (parts @ LinearParts::Int8 { .. }, Some(Precision::Float32)) => LinearWeight::F32 {
@@ -150,6 +158,7 @@ impl LinearWeight {
         match self {
             LinearWeight::F32 { weight_t } => weight_t.dims().last().copied().unwrap_or(0),
             LinearWeight::Int8(w) => w.out_features(),
+            LinearWeight::Bf16(w) => w.out_features(),
         }
     }
 
@@ -167,7 +176,10 @@ impl LinearWeight {
             }
             LinearWeight::Int8(w) => x
                 .contiguous()?
-                .apply_op1_no_bwd(&kernels::Int8Matmul { weight: w }),
+                .apply_op1_no_bwd(&kernels::PackedMatmul { weight: w }),
+            LinearWeight::Bf16(w) => x
+                .contiguous()?
+                .apply_op1_no_bwd(&kernels::PackedMatmul { weight: w }),
         }
     }
 }

@@ -134,14 +134,14 @@ impl Backbone {
             Precision::Float32
         };
         let effective = precision.unwrap_or(stored);
-        if effective == Precision::Int8 && !device.is_cpu() {
+        if effective != Precision::Float32 && !device.is_cpu() {
             let why = match precision {
-                Some(_) => "is int8".to_string(),
-                None => format!("is int8 (the precision {weights_file} stores)"),
+                Some(_) => format!("is {effective}"),
+                None => format!("is {effective} (the precision {weights_file} stores)"),
             };
             return Err(Error::argument(
                 "precision",
-                format!("{why} on {:?}; int8 runs on the CPU only: expected float32 on this device (int8 weights are then dequantized), or the CPU", device.location()),
+                format!("{why} on {:?}; {effective} runs on the CPU only: expected float32 on this device (int8 weights are then dequantized), or the CPU", device.location()),
             ));
         }
         store.set_precision(Some(effective));

@@ -5,6 +5,7 @@
 //! that other devices run, and both compute the same.
 
 mod attention;
+pub(crate) mod bf16;
 pub(crate) mod int8;
 pub(crate) mod math;
 mod matmul;
@@ -291,14 +292,46 @@ impl CustomOp2 for GatedActivation {
     }
 }
 
-/// `y = x W^T` with the int8 weight `weight`, for `x` `[m, k]` f32.
-pub(crate) struct Int8Matmul<'a> {
-    pub(crate) weight: &'a int8::Int8Weight,
+/// A weight packed for one of the kernels' own matrix products (int8, bf16), in host memory.
+pub(crate) trait PackedWeight: Sync {
+    fn in_features(&self) -> usize;
+    fn out_features(&self) -> usize;
+    /// `out` `[m, n]` = `x` `[m, k]` times the weight.
+    fn matmul(&self, x: &[f32], m: usize, out: &mut [f32]);
 }
 
-impl CustomOp1 for Int8Matmul<'_> {
+impl PackedWeight for int8::Int8Weight {
+    fn in_features(&self) -> usize {
+        self.in_features()
+    }
+    fn out_features(&self) -> usize {
+        self.out_features()
+    }
+    fn matmul(&self, x: &[f32], m: usize, out: &mut [f32]) {
+        self.matmul(x, m, out)
+    }
+}
+
+impl PackedWeight for bf16::Bf16Weight {
+    fn in_features(&self) -> usize {
+        self.in_features()
+    }
+    fn out_features(&self) -> usize {
+        self.out_features()
+    }
+    fn matmul(&self, x: &[f32], m: usize, out: &mut [f32]) {
+        self.matmul(x, m, out)
+    }
+}
+
+/// `y = x W^T` with a packed weight, for `x` `[m, k]` f32.
+pub(crate) struct PackedMatmul<'a> {
+    pub(crate) weight: &'a dyn PackedWeight,
+}
+
+impl CustomOp1 for PackedMatmul<'_> {
     fn name(&self) -> &'static str {
-        "latebird-int8-matmul"
+        "latebird-packed-matmul"
     }
 
     fn cpu_fwd(
@@ -311,7 +344,7 @@ impl CustomOp1 for Int8Matmul<'_> {
         let n = self.weight.out_features();
         if k != self.weight.in_features() {
             candle_core::bail!(
-                "{}: [{m}, {k}] against an int8 weight of {} inputs",
+                "{}: [{m}, {k}] against a weight of {} inputs",
                 self.name(),
                 self.weight.in_features()
             );
