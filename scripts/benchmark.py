@@ -50,7 +50,14 @@ ABSTRACTS = ROOT.parent / "shared" / "data" / "abstracts.jsonl"
 BENCH_MODEL = ROOT / "target" / "bench-models" / "modernbert-base-random"
 DEFAULT_MODELS = [ROOT / "tests" / "models" / "minilm-colbert", BENCH_MODEL]
 OUT = ROOT / "target" / "bench"
-SYSTEMS = ("latebird", "latebird-bf16", "latebird-int8", "pylate", "onnxruntime")
+SYSTEMS = (
+    "latebird",
+    "latebird-bf16",
+    "latebird-int8",
+    "pylate",
+    "onnxruntime",
+    "onnxruntime-int8",
+)
 # latebird's own systems beside float32, and the precision each runs in.
 PRECISIONS = {"latebird-bf16": "bfloat16", "latebird-int8": "int8"}
 LABELS = {
@@ -59,6 +66,12 @@ LABELS = {
     "latebird-int8": "latebird int8",
     "pylate": "PyLate",
     "onnxruntime": "ONNX Runtime",
+    "onnxruntime-int8": "ONNX Runtime int8",
+}
+# The peers each of latebird's lower precisions is compared with.
+LOWER_PEERS = {
+    "latebird-bf16": ("pylate", "onnxruntime"),
+    "latebird-int8": ("pylate", "onnxruntime", "onnxruntime-int8"),
 }
 RSS_MARGIN_MB = 100
 
@@ -306,6 +319,27 @@ def onnx_file(python: str, model: Path, threads: int) -> Path:
     return out
 
 
+def onnx_int8_file(python: str, onnx: Path) -> Path:
+    """ONNX Runtime's own dynamic int8 quantization of the exported model (int8 weights per
+    tensor, activations quantized at run time), made once (not timed)."""
+    out = onnx.with_name(onnx.stem + "-int8.onnx")
+    if not out.is_file():
+        print(
+            f"quantizing {onnx.name} with quantize_dynamic (once, not timed) ...", file=sys.stderr
+        )
+        code = (
+            "import sys\n"
+            "from onnxruntime.quantization import QuantType, quantize_dynamic\n"
+            "quantize_dynamic(sys.argv[1], sys.argv[2], weight_type=QuantType.QInt8)\n"
+        )
+        proc = subprocess.run(
+            [python, "-c", code, str(onnx), str(out)], capture_output=True, text=True
+        )
+        if proc.returncode != 0:
+            raise SystemExit(f"ONNX int8 quantization failed:\n{proc.stderr[-3000:]}")
+    return out
+
+
 def run(python: str, system: str, model: Path, texts: Path, args, onnx: Path | None) -> dict:
     check_file = OUT / model.name / f"{system}.npz"
     check_file.parent.mkdir(parents=True, exist_ok=True)
@@ -374,7 +408,7 @@ def model_table(results: dict) -> list[str]:
     systems = [s for s in SYSTEMS if s in results]
     peers = [s for s in ("pylate", "onnxruntime") if s in results and "latebird" in results]
     lower = [s for s in PRECISIONS if s in results and "latebird" in results]
-    lower_peers = [(s, p) for s in lower for p in ("pylate", "onnxruntime") if p in results]
+    lower_peers = [(s, p) for s in lower for p in LOWER_PEERS[s] if p in results]
     head = [LABELS[s] for s in systems] + [f"latebird / {LABELS[s]}" for s in peers]
     head += [f"{PRECISIONS[s]} / float32" for s in lower]
     head += [f"{PRECISIONS[s]} / {LABELS[p]}" for s, p in lower_peers]
@@ -398,7 +432,7 @@ def diff_lines(diffs: dict, check: int) -> list[str]:
             if kind in plural
         ]
         line = f"max |{LABELS[system]} - PyLate| over the first {check} texts: " + ", ".join(parts)
-        if system in PRECISIONS:
+        if system in PRECISIONS or system == "onnxruntime-int8":
             cosines = [f"{plural[k]} {d[k + '_cosine']:.4f}" for k in plural if k + "_cosine" in d]
             line += "; smallest token cosine with PyLate: " + ", ".join(cosines)
         out.append(line)
@@ -523,6 +557,7 @@ def main() -> None:
         "latebird-int8": args.latebird_python,
         "pylate": args.pylate_python,
         "onnxruntime": args.onnx_python,
+        "onnxruntime-int8": args.onnx_python,
     }
 
     load_before = os.getloadavg()[0]
@@ -549,12 +584,17 @@ def main() -> None:
         tokenizer = PyLateTokenizer(model)
         lengths = [len(ids) for ids, _ in tokenizer.ids(texts["documents"], is_query=False)]
         doc_flops = sum(shape.flops(n) for n in lengths)
-        onnx = (
-            onnx_file(pythons["pylate"], model, args.threads) if "onnxruntime" in systems else None
+        wants_onnx = {"onnxruntime", "onnxruntime-int8"} & set(systems)
+        onnx = onnx_file(pythons["pylate"], model, args.threads) if wants_onnx else None
+        onnx_int8 = (
+            onnx_int8_file(pythons["pylate"], onnx)
+            if onnx and "onnxruntime-int8" in systems
+            else None
         )
         results = {}
         for system in systems:
-            r = run(pythons[system], system, model, texts_file, args, onnx)
+            graph = onnx_int8 if system == "onnxruntime-int8" else onnx
+            r = run(pythons[system], system, model, texts_file, args, graph)
             r["doc_gflops"] = doc_flops / r["doc_s"] / 1e9
             r["doc_peak_fraction"] = r["doc_gflops"] / peak if peak else None
             results[system] = r
@@ -566,7 +606,7 @@ def main() -> None:
         over = [LABELS[s] for s, r in results.items() if (r["doc_peak_fraction"] or 0) > 1]
         torch_used = [
             LABELS[s]
-            for s in ("latebird", *PRECISIONS, "onnxruntime")
+            for s in ("latebird", *PRECISIONS, "onnxruntime", "onnxruntime-int8")
             if results.get(s, {}).get("torch_imported")
         ]
         notes[name] = {
@@ -598,6 +638,7 @@ def render(args, source, peak, peak_text, all_results, shapes, diffs, notes, loa
         "latebird-int8": args.latebird_python,
         "pylate": args.pylate_python,
         "onnxruntime": args.onnx_python,
+        "onnxruntime-int8": args.onnx_python,
     }
     for system in dict.fromkeys(s.strip() for s in args.systems.split(",") if s.strip()):
         found = versions(interpreters[system])
@@ -621,7 +662,7 @@ def render(args, source, peak, peak_text, all_results, shapes, diffs, notes, loa
         "# Benchmarks",
         "",
         "latebird against PyLate (PyTorch) and ONNX Runtime on CPU, float32 (and latebird "
-        f"in bfloat16 and int8), {args.threads} threads for every system, each system in a fresh process.",
+        f"in bfloat16 and int8, ONNX Runtime in its dynamic int8), {args.threads} threads for every system, each system in a fresh process.",
         "",
         f"- date: {datetime.datetime.now().astimezone().strftime('%Y-%m-%d %H:%M %Z')}",
         f"- machine: {info['cpu']}; {info['cores']}; {info['os']}",
