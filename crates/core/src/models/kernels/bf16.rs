@@ -15,7 +15,8 @@ use super::math::multiversion;
 pub(crate) const PANEL: usize = 64;
 /// Inputs per pair (the values one `vdpbf16ps` lane takes).
 const PAIR: usize = 2;
-/// Rows of `x` per register block.
+/// Rows of `x` per register block (of the x86-64 kernels).
+#[cfg(target_arch = "x86_64")]
 const MR: usize = 4;
 
 /// `x` rounded to the nearest bf16 (ties to even), as its bits.

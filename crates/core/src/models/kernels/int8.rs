@@ -17,7 +17,8 @@ use super::math::multiversion;
 pub(crate) const PANEL: usize = 64;
 /// Inputs per group (the bytes one `vpdpbusd` lane takes).
 const GROUP: usize = 4;
-/// Rows of `x` per register block.
+/// Rows of `x` per register block (of the x86-64 kernels).
+#[cfg(target_arch = "x86_64")]
 const MR: usize = 4;
 /// Largest magnitude of a quantized value: symmetric, so that -127..=127 keeps 0 exact.
 const QMAX: f32 = 127.0;
