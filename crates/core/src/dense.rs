@@ -66,10 +66,12 @@ impl DenseChain {
             } else if config.in_features == config.out_features {
                 Residual::Input
             } else {
-                let weight = store
-                    .get_transposed("residual.weight", [config.out_features, config.in_features])?;
+                let weight = store.get(
+                    "residual.weight",
+                    &[config.out_features, config.in_features],
+                )?;
                 let bias = store.get_optional("residual.bias", &[config.out_features])?;
-                Residual::Projected(Linear::new(weight, bias))
+                Residual::Projected(Linear::new(weight, bias)?)
             };
             layers.push(Dense {
                 linear,

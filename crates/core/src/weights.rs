@@ -158,31 +158,20 @@ impl<'a> WeightStore<'a> {
         Ok((found, view))
     }
 
-    /// Decodes `name` to f32, transposed when `transpose` (a 2-d `[rows, cols]` tensor comes
-    /// back as `[cols, rows]`), checking on the way that every value is finite.
-    fn load(&self, name: &str, shape: &[usize], transpose: bool) -> Result<Tensor> {
+    /// Decodes `name` to f32, checking on the way that every value is finite.
+    fn load(&self, name: &str, shape: &[usize]) -> Result<Tensor> {
         let (found, view) = self.view(name, shape)?;
-        let (rows, cols) = match (transpose, shape) {
-            (true, &[rows, cols]) => (rows, cols),
-            _ => (1, shape.iter().product()),
-        };
         let bytes = view.data();
         let dtype = self.table_type(&found, &view)?;
-        let decoded = decode(dtype, bytes, rows, cols);
         // NaN or infinity in a weight (or an f64 beyond f32's range) would silently poison
         // every output.
-        let Some(values) = decoded else {
+        let Some(values) = decode(dtype, bytes) else {
             return Err(Error::weights(
                 &self.file,
                 format!("tensor {found:?} holds NaN or infinite values; expected finite weights"),
             ));
         };
         self.blob.release(bytes);
-        let shape: Vec<usize> = if transpose {
-            vec![cols, rows]
-        } else {
-            shape.to_vec()
-        };
         Ok(Tensor::from_vec(values, shape, &self.device)?)
     }
 
@@ -207,14 +196,7 @@ impl<'a> WeightStore<'a> {
 
     /// Loads `name` (under the detected prefix) as f32 and checks its shape.
     pub(crate) fn get(&self, name: &str, shape: &[usize]) -> Result<Tensor> {
-        self.load(name, shape, false)
-    }
-
-    /// Loads the 2-d tensor `name` of shape `[rows, cols]` as its f32 transpose `[cols, rows]`,
-    /// stored contiguously (a linear layer's `[out, in]` weight as the `[in, out]` matrix
-    /// the matmul streams best).
-    pub(crate) fn get_transposed(&self, name: &str, shape: [usize; 2]) -> Result<Tensor> {
-        self.load(name, &shape, true)
+        self.load(name, shape)
     }
 
     /// An embedding matrix `[rows, cols]` left in the file's bytes: checked for finite
@@ -257,12 +239,12 @@ impl<'a> WeightStore<'a> {
             .is_some_and(|view| view.dtype() == safetensors::Dtype::I8)
     }
 
-    /// A linear layer's weight `name` of shape `[out, in]` as stored: float (decoded to its
-    /// f32 transpose `[in, out]`) or int8 (as written by [`crate::quantize`]: the values
+    /// A linear layer's weight `name` of shape `[out, in]` as stored: float (decoded to f32)
+    /// or int8 (as written by [`crate::quantize`]: the values
     /// `[out, in]` and `{name}_scale`, one positive f32 step per output).
     pub(crate) fn get_linear(&self, name: &str, out: usize, input: usize) -> Result<LinearParts> {
         if !self.is_int8(name) {
-            return Ok(LinearParts::F32(self.get_transposed(name, [out, input])?));
+            return Ok(LinearParts::F32(self.get(name, &[out, input])?));
         }
         let (found, view) = self.view(name, &[out, input])?;
         let values: Vec<i8> = view.data().iter().map(|&b| b as i8).collect();
@@ -299,51 +281,28 @@ impl<'a> WeightStore<'a> {
 
 /// A linear layer's weight as a checkpoint stores it.
 pub(crate) enum LinearParts {
-    /// Decoded to f32 and transposed: `[in, out]`.
+    /// Decoded to f32: `[out, in]`.
     F32(Tensor),
     /// Symmetric int8 values `[out, in]` and the f32 step of each output.
     Int8 { values: Vec<i8>, scales: Vec<f32> },
 }
 
-/// Decodes `rows * cols` little-endian values into f32, transposing a `[rows, cols]`
-/// matrix into `[cols, rows]` when `rows > 1`; `None` if any value is NaN or infinite (after
-/// the conversion to f32).
-fn decode(dtype: TableType, bytes: &[u8], rows: usize, cols: usize) -> Option<Vec<f32>> {
+/// Decodes little-endian values into f32, in parallel chunks; `None` if any value is NaN or
+/// infinite (after the conversion to f32).
+fn decode(dtype: TableType, bytes: &[u8]) -> Option<Vec<f32>> {
     use rayon::prelude::*;
-    let finite = |xs: &[f32]| xs.iter().fold(true, |ok, x| ok & x.is_finite());
-    if rows <= 1 {
-        let mut values = vec![0f32; cols];
-        dtype.decode(bytes, &mut values);
-        return finite(&values).then_some(values);
-    }
-    // Each task decodes TILE source columns, row after row (one short run of bytes per row),
-    // into TILE rows of the output: one pass over the bytes, no intermediate copy.
-    const TILE: usize = 16;
+    /// Values per task: large enough to amortise the scheduling, small enough to share.
+    const CHUNK: usize = 1 << 16;
     let size = dtype.size();
-    let mut out = vec![0f32; rows * cols];
+    let mut out = vec![0f32; bytes.len() / size];
     let finite = out
-        .par_chunks_mut(rows * TILE)
-        .enumerate()
-        .map(|(block, chunk)| {
-            let first = block * TILE;
-            let width = chunk.len() / rows;
-            let mut values = [0f32; TILE];
-            let mut ok = true;
-            for r in 0..rows {
-                let start = (r * cols + first) * size;
-                dtype.decode(&bytes[start..start + width * size], &mut values[..width]);
-                ok &= finite(&values[..width]);
-                for (j, &v) in values[..width].iter().enumerate() {
-                    chunk[j * rows + r] = v;
-                }
-            }
-            ok
-        })
-        .reduce(|| true, |a, b| a & b);
-    if !finite {
-        return None;
-    }
-    Some(out)
+        .par_chunks_mut(CHUNK)
+        .zip(bytes.par_chunks(CHUNK * size))
+        .all(|(values, bytes)| {
+            dtype.decode(bytes, values);
+            values.iter().fold(true, |ok, x| ok & x.is_finite())
+        });
+    finite.then_some(out)
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -11,7 +11,9 @@ use std::sync::{Arc, Mutex};
 
 use candle_core::{DType, Device, Tensor, D};
 
-use super::kernels::{self, bf16::Bf16Weight, int8::Int8Weight, math::fused_kernels, SMALL_ROWS};
+use super::kernels::{
+    self, bf16::Bf16Weight, int8::Int8Weight, math::fused_kernels, F32Weight, PackedWeight,
+};
 pub(crate) use super::kernels::{Activation, Span};
 use crate::error::{Error, Result};
 use crate::precision::Precision;
@@ -76,24 +78,23 @@ impl Activation {
     }
 }
 
-/// int8 values `[out, in]` times their steps, as an f32 `[in, out]` tensor.
+/// int8 values `[out, in]` times their steps, as an f32 `[out, in]` tensor.
 fn dequantize(parts: LinearParts, device: &Device) -> Result<Tensor> {
     let (values, scales) = match parts {
-        LinearParts::F32(weight_t) => return Ok(weight_t),
+        LinearParts::F32(weight) => return Ok(weight),
         LinearParts::Int8 { values, scales } => (values, scales),
     };
     let n = scales.len();
     let k = values.len() / n.max(1);
-    let mut weight_t = vec![0f32; k * n];
-    for (j, (row, step)) in values.chunks_exact(k.max(1)).zip(&scales).enumerate() {
-        for (i, &v) in row.iter().enumerate() {
-            weight_t[i * n + j] = f32::from(v) * step;
-        }
-    }
-    Ok(Tensor::from_vec(weight_t, (k, n), device)?)
+    let weight: Vec<f32> = values
+        .chunks_exact(k.max(1))
+        .zip(&scales)
+        .flat_map(|(row, &step)| row.iter().map(move |&v| f32::from(v) * step))
+        .collect();
+    Ok(Tensor::from_vec(weight, (n, k), device)?)
 }
 
-/// Several linear layers' weights side by side (their outputs concatenated, as one fused
+/// Several linear layers' weights stacked (their outputs concatenated, as one fused
 /// projection): int8 when all are int8, else f32.
 pub(crate) fn concat_outputs(parts: Vec<LinearParts>, device: &Device) -> Result<LinearParts> {
     if parts.iter().all(|p| matches!(p, LinearParts::Int8 { .. })) {
@@ -113,50 +114,75 @@ pub(crate) fn concat_outputs(parts: Vec<LinearParts>, device: &Device) -> Result
         .into_iter()
         .map(|p| dequantize(p, device))
         .collect::<Result<Vec<_>>>()?;
-    Ok(LinearParts::F32(Tensor::cat(&tensors, 1)?))
+    Ok(LinearParts::F32(Tensor::cat(&tensors, 0)?))
 }
 
 /// A linear layer's weight, in the storage form chosen when the model is loaded.
 pub(crate) enum LinearWeight {
-    /// float32, transposed to a contiguous `[in, out]`: the layout the matmul streams best
-    /// (gemm reads it row by row without repacking).
-    F32 { weight_t: Tensor },
+    /// float32 `[out, in]` on the model's device, as the checkpoint stores it: the matmul
+    /// reads it as the transposed operand (devices other than the CPU, `LATEBIRD_CPU=generic`).
+    F32 { weight: Tensor },
+    /// float32, packed for the CPU kernels.
+    F32Packed(F32Weight),
     /// int8, packed for the int8 kernels (host memory).
     Int8(Int8Weight),
     /// bfloat16, packed for the bf16 kernels (host memory).
     Bf16(Bf16Weight),
 }
 
+/// The values of a host tensor `[n, k]`, borrowed when it is contiguous f32.
+fn with_host_values<R>(t: &Tensor, f: impl FnOnce(&[f32], usize, usize) -> R) -> Result<R> {
+    let (n, k) = t.dims2()?;
+    let (storage, layout) = t.storage_and_layout();
+    if let (candle_core::Storage::Cpu(candle_core::CpuStorage::F32(values)), Some((a, b))) =
+        (&*storage, layout.contiguous_offsets())
+    {
+        return Ok(f(&values[a..b], n, k));
+    }
+    drop(storage);
+    let values: Vec<f32> = t.flatten_all()?.to_vec1()?;
+    Ok(f(&values, n, k))
+}
+
 impl LinearWeight {
     /// The weight as the checkpoint stores it, in `precision` (`None`: as stored).
     fn new(parts: LinearParts, precision: Option<Precision>, device: &Device) -> Result<Self> {
         Ok(match (parts, precision) {
-            (LinearParts::F32(weight_t), Some(Precision::Int8)) => {
-                let (k, n) = weight_t.dims2()?;
-                let values: Vec<f32> = weight_t.flatten_all()?.to_vec1()?;
-                LinearWeight::Int8(Int8Weight::quantize(&values, k, n))
+            (LinearParts::F32(weight), Some(Precision::Int8)) => {
+                LinearWeight::Int8(with_host_values(&weight, |w, n, k| {
+                    Int8Weight::quantize(w, n, k)
+                })?)
             }
             (parts, Some(Precision::Bfloat16)) => {
-                let weight_t = dequantize(parts, device)?;
-                let (k, n) = weight_t.dims2()?;
-                let values: Vec<f32> = weight_t.flatten_all()?.to_vec1()?;
-                LinearWeight::Bf16(Bf16Weight::from_f32(&values, k, n))
+                LinearWeight::Bf16(with_host_values(&dequantize(parts, device)?, |w, n, k| {
+                    Bf16Weight::from_f32(w, n, k)
+                })?)
             }
-            (LinearParts::F32(weight_t), _) => LinearWeight::F32 { weight_t },
-            (parts @ LinearParts::Int8 { .. }, Some(Precision::Float32)) => LinearWeight::F32 {
-                weight_t: dequantize(parts, device)?,
-            },
-            (LinearParts::Int8 { values, scales }, _) => {
+            (LinearParts::Int8 { values, scales }, None | Some(Precision::Int8)) => {
                 let n = scales.len();
                 let k = values.len() / n.max(1);
-                LinearWeight::Int8(Int8Weight::from_quantized(&values, scales, k, n))
+                LinearWeight::Int8(Int8Weight::from_quantized(&values, scales, n, k))
             }
+            (parts, None | Some(Precision::Float32)) => Self::float32(dequantize(parts, device)?)?,
         })
+    }
+
+    /// A float32 weight `[out, in]`: packed for the CPU kernels when they run, else kept as
+    /// the device tensor.
+    fn float32(weight: Tensor) -> Result<Self> {
+        if weight.device().is_cpu() && fused_kernels() {
+            return Ok(LinearWeight::F32Packed(with_host_values(
+                &weight,
+                F32Weight::new,
+            )?));
+        }
+        Ok(LinearWeight::F32 { weight })
     }
 
     fn out_features(&self) -> usize {
         match self {
-            LinearWeight::F32 { weight_t } => weight_t.dims().last().copied().unwrap_or(0),
+            LinearWeight::F32 { weight } => weight.dims().first().copied().unwrap_or(0),
+            LinearWeight::F32Packed(w) => w.out_features(),
             LinearWeight::Int8(w) => w.out_features(),
             LinearWeight::Bf16(w) => w.out_features(),
         }
@@ -164,23 +190,14 @@ impl LinearWeight {
 
     /// `x W^T` of `[rows, in]`.
     fn matmul(&self, x: &Tensor) -> candle_core::Result<Tensor> {
-        match self {
-            LinearWeight::F32 { weight_t } => {
-                // gemm's own threading splits a product of few rows poorly.
-                if fused(x) && fused(weight_t) && x.dim(0)? <= SMALL_ROWS {
-                    return x
-                        .contiguous()?
-                        .apply_op2_no_bwd(weight_t, &kernels::SmallMatmul);
-                }
-                x.matmul(weight_t)
-            }
-            LinearWeight::Int8(w) => x
-                .contiguous()?
-                .apply_op1_no_bwd(&kernels::PackedMatmul { weight: w }),
-            LinearWeight::Bf16(w) => x
-                .contiguous()?
-                .apply_op1_no_bwd(&kernels::PackedMatmul { weight: w }),
-        }
+        let packed: &dyn PackedWeight = match self {
+            LinearWeight::F32 { weight } => return x.matmul(&weight.t()?),
+            LinearWeight::F32Packed(w) => w,
+            LinearWeight::Int8(w) => w,
+            LinearWeight::Bf16(w) => w,
+        };
+        x.contiguous()?
+            .apply_op1_no_bwd(&kernels::PackedMatmul { weight: packed })
     }
 }
 
@@ -207,13 +224,12 @@ impl Linear {
         Self::from_parts(weight, bias, store)
     }
 
-    /// A float32 layer from its weight already transposed to a contiguous `[in, out]` and
-    /// its bias `[out]`.
-    pub(crate) fn new(weight_t: Tensor, bias: Option<Tensor>) -> Self {
-        Linear {
-            weight: LinearWeight::F32 { weight_t },
+    /// A float32 layer from its weight `[out, in]` and its bias `[out]`.
+    pub(crate) fn new(weight: Tensor, bias: Option<Tensor>) -> Result<Self> {
+        Ok(Linear {
+            weight: LinearWeight::float32(weight)?,
             bias,
-        }
+        })
     }
 
     /// A layer from its weight as the checkpoint stores it and its bias, in the store's

@@ -11,6 +11,7 @@ use rayon::prelude::*;
 
 use super::contiguous;
 use super::math::{exp, lane_max, lane_sum, multiversion};
+use super::packed::SharedOut;
 
 /// One sequence of a packed batch: rows `start..start + len` of the `[T, ..]` tensors, of
 /// which the first `keys` are attended to (the rest are query expansion tokens).
@@ -47,13 +48,6 @@ struct Scratch {
     v: Vec<f32>,
     scores: Vec<f32>,
 }
-
-/// The output pointer, shared by tasks that write disjoint (rows, head) blocks.
-#[derive(Clone, Copy)]
-struct Out(*mut f32);
-// SAFETY: each task writes only its own span's rows in its own head's columns.
-unsafe impl Send for Out {}
-unsafe impl Sync for Out {}
 
 multiversion! {
     /// Copies `rows` head vectors of `d` values, `stride` apart in `src`, into `dst`,
@@ -115,7 +109,7 @@ impl PackedAttention<'_> {
         span: Span,
         h: usize,
         rope: Option<Rope>,
-        out: Out,
+        out: SharedOut,
         s: &mut Scratch,
     ) {
         let d = hidden / self.heads;
@@ -184,7 +178,7 @@ impl PackedAttention<'_> {
                     m,
                     d,
                     kw,
-                    out.0.add((span.start + first) * hidden + h * d),
+                    out.at((span.start + first) * hidden + h * d),
                     1,
                     hidden as isize,
                     false,
@@ -243,7 +237,7 @@ impl PackedAttention<'_> {
             }
         }
         let mut out = vec![0f32; t * hidden];
-        let ptr = Out(out.as_mut_ptr());
+        let ptr = SharedOut::new(&mut out);
         let tasks: Vec<(Span, usize)> = self
             .spans
             .iter()

@@ -7,12 +7,9 @@
 //! multiply-adds per instruction, twice float32's). CPUs without it decode the pairs to f32 and
 //! multiply in f32: the same storage, half the memory of float32.
 
-use rayon::prelude::*;
-
 use super::math::multiversion;
+use super::packed::{PanelKernel, Panels, PANEL};
 
-/// Output columns per panel: four vectors of sixteen f32 lanes.
-pub(crate) const PANEL: usize = 64;
 /// Inputs per pair (the values one `vdpbf16ps` lane takes).
 const PAIR: usize = 2;
 /// Rows of `x` per register block (of the x86-64 kernels).
@@ -33,125 +30,59 @@ fn from_bf16(bits: u16) -> f32 {
 /// A weight `[n, k]` (PyTorch's `[out, in]`) in bf16, packed for the kernels.
 #[derive(Clone, Debug)]
 pub(crate) struct Bf16Weight {
-    k: usize,
-    n: usize,
-    /// `ceil(k / 2)` pairs of inputs.
-    pairs: usize,
-    /// `[ceil(n / PANEL)][pairs][PANEL][2]` bf16 bits, zeros past `k` and `n`.
-    packed: Vec<u16>,
+    /// bf16 bits.
+    panels: Panels<u16>,
 }
 
 impl Bf16Weight {
-    /// Rounds `w_t` `[k, n]` (the transposed weight, row-major) to bf16 and packs it.
-    pub(crate) fn from_f32(w_t: &[f32], k: usize, n: usize) -> Self {
-        let pairs = k.div_ceil(PAIR);
-        let panels = n.div_ceil(PANEL);
-        let mut packed = vec![0u16; panels * pairs * PANEL * PAIR];
-        for (i, row) in w_t.chunks_exact(n).enumerate() {
-            for (j, &w) in row.iter().enumerate() {
-                let (panel, column) = (j / PANEL, j % PANEL);
-                packed[((panel * pairs + i / PAIR) * PANEL + column) * PAIR + i % PAIR] =
-                    to_bf16(w);
-            }
-        }
+    /// Rounds `w` `[n, k]` (PyTorch's `[out, in]`, row-major) to bf16 and packs it.
+    pub(crate) fn from_f32(w: &[f32], n: usize, k: usize) -> Self {
         Bf16Weight {
-            k,
-            n,
-            pairs,
-            packed,
+            panels: Panels::pack(w, n, k, PAIR, to_bf16),
         }
     }
 
-    pub(crate) fn in_features(&self) -> usize {
-        self.k
-    }
-
-    pub(crate) fn out_features(&self) -> usize {
-        self.n
-    }
-
-    /// The weight's bf16 values as f32, `[k, n]` (transposed, as the f32 form stores it).
+    /// The weight's bf16 values as f32, `[n, k]`.
     #[cfg(test)]
-    pub(crate) fn to_f32_t(&self) -> Vec<f32> {
-        let mut w_t = vec![0f32; self.k * self.n];
-        for j in 0..self.n {
-            let (panel, column) = (j / PANEL, j % PANEL);
-            for i in 0..self.k {
-                let at = ((panel * self.pairs + i / PAIR) * PANEL + column) * PAIR + i % PAIR;
-                w_t[i * self.n + j] = from_bf16(self.packed[at]);
-            }
+    pub(crate) fn to_f32(&self) -> Vec<f32> {
+        let (k, n) = (self.panels.in_features(), self.panels.out_features());
+        (0..n * k)
+            .map(|at| from_bf16(self.panels.get(at / k, at % k)))
+            .collect()
+    }
+}
+
+impl PanelKernel for Bf16Weight {
+    type X = u16;
+    type W = u16;
+    type Acc = f32;
+    const LANE: usize = PAIR;
+    const X_ZERO: u16 = 0;
+
+    fn panels(&self) -> &Panels<u16> {
+        &self.panels
+    }
+
+    fn encode_row(row: &[f32], out: &mut [u16]) -> f32 {
+        for (b, &v) in out.iter_mut().zip(row) {
+            *b = to_bf16(v);
         }
-        w_t
+        1.0
     }
 
-    /// `y = x W^T` for `x` `[m, k]`, into `out` `[m, n]`, on the thread pool.
-    pub(crate) fn matmul(&self, x: &[f32], m: usize, out: &mut [f32]) {
-        let (k, n, pairs) = (self.k, self.n, self.pairs);
-        debug_assert_eq!(x.len(), m * k);
-        debug_assert_eq!(out.len(), m * n);
-        let stride = pairs * PAIR;
-        let mut xb = vec![0u16; m * stride];
-        xb.par_chunks_mut(stride)
-            .zip(x.par_chunks(k))
-            .for_each(|(b, row)| {
-                for (b, &v) in b.iter_mut().zip(row) {
-                    *b = to_bf16(v);
-                }
-            });
-        let panels = n.div_ceil(PANEL);
-        let rows_per_task = if m <= 64 { m.max(1) } else { 64 };
-        let blocks = m.div_ceil(rows_per_task);
-        let out_ptr = OutPtr(out.as_mut_ptr());
-        (0..panels * blocks).into_par_iter().for_each(|task| {
-            let (panel, block) = (task % panels, task / panels);
-            let first = block * rows_per_task;
-            let rows = rows_per_task.min(m - first);
-            let weights = &self.packed[panel * pairs * PANEL * PAIR..][..pairs * PANEL * PAIR];
-            let mut acc = vec![0f32; rows * PANEL];
-            dot_panel(
-                &xb[first * stride..(first + rows) * stride],
-                stride,
-                rows,
-                weights,
-                pairs,
-                &mut acc,
-            );
-            let c0 = panel * PANEL;
-            let width = PANEL.min(n - c0);
-            for r in 0..rows {
-                // SAFETY: row first + r, columns c0..c0 + width of the [m, n] output belong to
-                // this task alone.
-                let y = unsafe {
-                    std::slice::from_raw_parts_mut(out_ptr.at((first + r) * n + c0), width)
-                };
-                y.copy_from_slice(&acc[r * PANEL..r * PANEL + width]);
-            }
-        });
+    fn dot_panel(xb: &[u16], stride: usize, rows: usize, w: &[u16], pairs: usize, acc: &mut [f32]) {
+        #[cfg(target_arch = "x86_64")]
+        if avx512_bf16() {
+            // SAFETY: avx512_bf16() reports AVX-512 F and BF16 only when the CPU has them.
+            unsafe { bf16_panel(xb, stride, rows, w, pairs, acc) };
+            return;
+        }
+        dot_panel_portable(xb, stride, rows, w, pairs, acc);
     }
-}
 
-#[derive(Clone, Copy)]
-struct OutPtr(*mut f32);
-// SAFETY: tasks write disjoint (rows, columns) blocks.
-unsafe impl Send for OutPtr {}
-unsafe impl Sync for OutPtr {}
-
-impl OutPtr {
-    fn at(self, offset: usize) -> *mut f32 {
-        self.0.wrapping_add(offset)
+    fn finish(&self, acc: &[f32], _scale: f32, _c0: usize, y: &mut [f32]) {
+        y.copy_from_slice(acc);
     }
-}
-
-/// `acc[r][c] = sum_i x[r][i] * w[c][i]` for one panel, on the best instruction set the CPU
-/// has.
-fn dot_panel(xb: &[u16], stride: usize, rows: usize, w: &[u16], pairs: usize, acc: &mut [f32]) {
-    #[cfg(target_arch = "x86_64")]
-    if avx512_bf16() {
-        // SAFETY: avx512_bf16() reports AVX-512 F and BF16 only when the CPU has them.
-        unsafe { bf16_panel(xb, stride, rows, w, pairs, acc) };
-        return;
-    }
-    dot_panel_portable(xb, stride, rows, w, pairs, acc);
 }
 
 multiversion! {
@@ -266,10 +197,10 @@ mod tests {
             (70, 130, 200),
             (9, 384, 129),
         ] {
-            let w_t = values(k * n, 3 + k as u64);
+            let weight = values(n * k, 3 + k as u64);
             let x = values(m * k, 5 + m as u64);
-            let w = Bf16Weight::from_f32(&w_t, k, n);
-            let wb = w.to_f32_t();
+            let w = Bf16Weight::from_f32(&weight, n, k);
+            let wb = w.to_f32();
             // The products of the rounded values, in f64.
             let xb: Vec<f64> = x
                 .iter()
@@ -281,7 +212,7 @@ mod tests {
                 for r in 0..m {
                     for j in 0..n {
                         let want: f64 = (0..k)
-                            .map(|i| xb[r * k + i] * f64::from(wb[i * n + j]))
+                            .map(|i| xb[r * k + i] * f64::from(wb[j * k + i]))
                             .sum();
                         let g = f64::from(got[r * n + j]);
                         assert!(
@@ -301,7 +232,7 @@ mod tests {
         assert_eq!(to_bf16(1.0 + 1.0 / 256.0), 0x3f80);
         assert_eq!(from_bf16(to_bf16(-2.5)), -2.5);
         let w = Bf16Weight::from_f32(&[0.1, -0.2, 0.3, 0.4], 2, 2);
-        let back = w.to_f32_t();
+        let back = w.to_f32();
         for (b, v) in back.iter().zip([0.1f32, -0.2, 0.3, 0.4]) {
             assert!((b - v).abs() <= v.abs() / 256.0, "{b} vs {v}");
         }

@@ -9,12 +9,9 @@
 //! `128 * sum(w)` of each column is subtracted afterwards. Integer sums are exact, so every
 //! instruction set gives bit-identical results.
 
-use rayon::prelude::*;
-
 use super::math::multiversion;
+use super::packed::{PanelKernel, Panels, PANEL};
 
-/// Output columns per panel: four vectors of sixteen i32 lanes.
-pub(crate) const PANEL: usize = 64;
 /// Inputs per group (the bytes one `vpdpbusd` lane takes).
 const GROUP: usize = 4;
 /// Rows of `x` per register block (of the x86-64 kernels).
@@ -26,12 +23,7 @@ const QMAX: f32 = 127.0;
 /// A weight `[n, k]` (PyTorch's `[out, in]`) in int8, packed for the kernels.
 #[derive(Clone, Debug)]
 pub(crate) struct Int8Weight {
-    k: usize,
-    n: usize,
-    /// `ceil(k / 4)` groups of four inputs.
-    groups: usize,
-    /// `[ceil(n / PANEL)][groups][PANEL][4]`, zeros past `k` and `n`.
-    packed: Vec<i8>,
+    panels: Panels<i8>,
     /// Per output column: the f32 value of one quantization step.
     scales: Vec<f32>,
     /// Per output column: `128 * sum_k q[n, k]`, the offset the unsigned activations add.
@@ -39,116 +31,74 @@ pub(crate) struct Int8Weight {
 }
 
 impl Int8Weight {
-    /// Quantizes `w_t` `[k, n]` (the transposed weight, row-major) per output column:
+    /// Quantizes `w` `[n, k]` (PyTorch's `[out, in]`, row-major) per output:
     /// `q = round(w / s)` with `s = max|w| / 127`.
-    pub(crate) fn quantize(w_t: &[f32], k: usize, n: usize) -> Self {
-        let mut w = vec![0f32; n * k];
-        for (i, row) in w_t.chunks_exact(n).enumerate() {
-            for (j, &v) in row.iter().enumerate() {
-                w[j * k + i] = v;
-            }
-        }
-        let (q, scales) = quantize_symmetric(&w, k);
-        Self::from_quantized(&q, scales, k, n)
+    pub(crate) fn quantize(w: &[f32], n: usize, k: usize) -> Self {
+        let (q, scales) = quantize_symmetric(w, k);
+        Self::from_quantized(&q, scales, n, k)
     }
 
-    /// Packs quantized values `q` `[n, k]` with their per-column `scales`.
-    pub(crate) fn from_quantized(q: &[i8], scales: Vec<f32>, k: usize, n: usize) -> Self {
-        let groups = k.div_ceil(GROUP);
-        let panels = n.div_ceil(PANEL);
-        let mut packed = vec![0i8; panels * groups * PANEL * GROUP];
-        let mut offsets = vec![0i32; n];
-        for (j, (row, offset)) in q.chunks_exact(k).zip(&mut offsets).enumerate() {
-            let (panel, column) = (j / PANEL, j % PANEL);
-            for (i, &v) in row.iter().enumerate() {
-                let at = ((panel * groups + i / GROUP) * PANEL + column) * GROUP + i % GROUP;
-                packed[at] = v;
-            }
-            *offset = 128 * row.iter().map(|&v| i32::from(v)).sum::<i32>();
-        }
+    /// Packs quantized values `q` `[n, k]` with their per-output `scales`.
+    pub(crate) fn from_quantized(q: &[i8], scales: Vec<f32>, n: usize, k: usize) -> Self {
+        let offsets = q
+            .chunks(k.max(1))
+            .take(n)
+            .map(|row| 128 * row.iter().map(|&v| i32::from(v)).sum::<i32>())
+            .chain(std::iter::repeat(0))
+            .take(n)
+            .collect();
         Int8Weight {
-            k,
-            n,
-            groups,
-            packed,
+            panels: Panels::pack(q, n, k, GROUP, |v| v),
             scales,
             offsets,
         }
     }
 
-    pub(crate) fn in_features(&self) -> usize {
-        self.k
-    }
-
-    pub(crate) fn out_features(&self) -> usize {
-        self.n
-    }
-
-    /// The weight back in f32, `[k, n]` (transposed, as the f32 form stores it).
+    /// The weight back in f32, `[n, k]`.
     #[cfg(test)]
-    pub(crate) fn dequantize_t(&self) -> Vec<f32> {
-        let mut w_t = vec![0f32; self.k * self.n];
-        for j in 0..self.n {
-            let (panel, column) = (j / PANEL, j % PANEL);
-            for i in 0..self.k {
-                let at = ((panel * self.groups + i / GROUP) * PANEL + column) * GROUP + i % GROUP;
-                w_t[i * self.n + j] = f32::from(self.packed[at]) * self.scales[j];
-            }
-        }
-        w_t
+    pub(crate) fn dequantize(&self) -> Vec<f32> {
+        let (k, n) = (self.panels.in_features(), self.panels.out_features());
+        (0..n * k)
+            .map(|at| f32::from(self.panels.get(at / k, at % k)) * self.scales[at / k])
+            .collect()
+    }
+}
+
+impl PanelKernel for Int8Weight {
+    type X = u8;
+    type W = i8;
+    type Acc = i32;
+    const LANE: usize = GROUP;
+    /// Activations are stored as `q + 128` (see the module documentation).
+    const X_ZERO: u8 = 128;
+
+    fn panels(&self) -> &Panels<i8> {
+        &self.panels
     }
 
-    /// `y = x W^T` for `x` `[m, k]`, into `out` `[m, n]`, on the thread pool.
-    pub(crate) fn matmul(&self, x: &[f32], m: usize, out: &mut [f32]) {
-        let (k, n, groups) = (self.k, self.n, self.groups);
-        debug_assert_eq!(x.len(), m * k);
-        debug_assert_eq!(out.len(), m * n);
-        let stride = groups * GROUP;
-        let mut xq = vec![128u8; m * stride];
-        let mut x_scales = vec![0f32; m];
-        xq.par_chunks_mut(stride)
-            .zip(x.par_chunks(k))
-            .zip(x_scales.par_iter_mut())
-            .for_each(|((q, row), scale)| *scale = quantize_row(row, q));
-        let panels = n.div_ceil(PANEL);
-        // Tasks: (panel, block of rows); each writes its own columns of its own rows.
-        let rows_per_task = if m <= 64 { m.max(1) } else { 64 };
-        let blocks = m.div_ceil(rows_per_task);
-        let out_ptr = OutPtr(out.as_mut_ptr());
-        (0..panels * blocks).into_par_iter().for_each(|task| {
-            let (panel, block) = (task % panels, task / panels);
-            let first = block * rows_per_task;
-            let rows = rows_per_task.min(m - first);
-            let weights = &self.packed[panel * groups * PANEL * GROUP..][..groups * PANEL * GROUP];
-            let mut acc = vec![0i32; rows * PANEL];
-            dot_panel(
-                &xq[first * stride..(first + rows) * stride],
-                stride,
-                rows,
-                weights,
-                groups,
-                &mut acc,
-            );
-            let c0 = panel * PANEL;
-            let width = PANEL.min(n - c0);
-            for r in 0..rows {
-                let sx = x_scales[first + r];
-                // SAFETY: row first + r, columns c0..c0 + width of the [m, n] output belong to
-                // this task alone.
-                let y = unsafe {
-                    std::slice::from_raw_parts_mut(out_ptr.at((first + r) * n + c0), width)
-                };
-                let a = &acc[r * PANEL..r * PANEL + width];
-                for (((y, &a), &offset), &sw) in y
-                    .iter_mut()
-                    .zip(a)
-                    .zip(&self.offsets[c0..])
-                    .zip(&self.scales[c0..])
-                {
-                    *y = (a - offset) as f32 * (sx * sw);
-                }
-            }
-        });
+    fn encode_row(row: &[f32], out: &mut [u8]) -> f32 {
+        quantize_row(row, out)
+    }
+
+    fn dot_panel(xq: &[u8], stride: usize, rows: usize, w: &[i8], groups: usize, acc: &mut [i32]) {
+        #[cfg(target_arch = "x86_64")]
+        if vnni() {
+            // SAFETY: vnni() reports AVX-512 F/BW and VNNI only when the CPU has them.
+            unsafe { vnni_panel(xq, stride, rows, w, groups, acc) };
+            return;
+        }
+        dot_panel_portable(xq, stride, rows, w, groups, acc);
+    }
+
+    fn finish(&self, acc: &[i32], sx: f32, c0: usize, y: &mut [f32]) {
+        for (((y, &a), &offset), &sw) in y
+            .iter_mut()
+            .zip(acc)
+            .zip(&self.offsets[c0..])
+            .zip(&self.scales[c0..])
+        {
+            *y = (a - offset) as f32 * (sx * sw);
+        }
     }
 }
 
@@ -170,18 +120,6 @@ pub(crate) fn quantize_symmetric(w: &[f32], cols: usize) -> (Vec<i8>, Vec<f32>) 
     (q, scales)
 }
 
-#[derive(Clone, Copy)]
-struct OutPtr(*mut f32);
-// SAFETY: tasks write disjoint (rows, columns) blocks.
-unsafe impl Send for OutPtr {}
-unsafe impl Sync for OutPtr {}
-
-impl OutPtr {
-    fn at(self, offset: usize) -> *mut f32 {
-        self.0.wrapping_add(offset)
-    }
-}
-
 /// Quantizes one row to `q + 128` in `out` (padded with 128, the unsigned zero); returns the
 /// step `max|x| / 127` (1 for a row of zeros).
 fn quantize_row(row: &[f32], out: &mut [u8]) -> f32 {
@@ -196,18 +134,6 @@ fn quantize_row(row: &[f32], out: &mut [u8]) -> f32 {
         *q = ((x * inv).round().clamp(-QMAX, QMAX) as i32 + 128) as u8;
     }
     scale
-}
-
-/// `acc[r][c] = sum_i xq[r][i] * w[c][i]` for one panel, `rows` rows of `xq` (`stride` bytes
-/// apart), on the best instruction set the CPU has.
-fn dot_panel(xq: &[u8], stride: usize, rows: usize, w: &[i8], groups: usize, acc: &mut [i32]) {
-    #[cfg(target_arch = "x86_64")]
-    if vnni() {
-        // SAFETY: vnni() reports AVX-512 F/BW and VNNI only when the CPU has them.
-        unsafe { vnni_panel(xq, stride, rows, w, groups, acc) };
-        return;
-    }
-    dot_panel_portable(xq, stride, rows, w, groups, acc);
 }
 
 multiversion! {
@@ -324,19 +250,18 @@ mod tests {
 
     /// The same arithmetic, spelled out: quantize, multiply in i64, scale.
     fn reference(x: &[f32], m: usize, w: &Int8Weight) -> Vec<f32> {
-        let (k, n) = (w.k, w.n);
-        let w_t = w.dequantize_t();
+        let (k, n) = (w.panels.in_features(), w.panels.out_features());
         let mut out = vec![0f32; m * n];
         for r in 0..m {
             let row = &x[r * k..(r + 1) * k];
             let mut q = vec![128u8; k];
             let sx = quantize_row(row, &mut q);
             for j in 0..n {
-                let mut acc = 0i64;
-                for i in 0..k {
-                    let wq = (w_t[i * n + j] / w.scales[j]).round() as i64;
-                    acc += (i64::from(q[i]) - 128) * wq;
-                }
+                let acc: i64 = q
+                    .iter()
+                    .enumerate()
+                    .map(|(i, &v)| (i64::from(v) - 128) * i64::from(w.panels.get(j, i)))
+                    .sum();
                 out[r * n + j] = acc as i32 as f32 * (sx * w.scales[j]);
             }
         }
@@ -352,9 +277,9 @@ mod tests {
             (70, 130, 200),
             (9, 384, 129),
         ] {
-            let w_t = values(k * n, 3 + k as u64);
+            let weight = values(n * k, 3 + k as u64);
             let x = values(m * k, 5 + m as u64);
-            let w = Int8Weight::quantize(&w_t, k, n);
+            let w = Int8Weight::quantize(&weight, n, k);
             let want = reference(&x, m, &w);
             forced::each(|choice| {
                 let mut got = vec![f32::NAN; m * n];
@@ -367,18 +292,22 @@ mod tests {
     #[test]
     fn int8_products_are_close_to_float32() {
         let (m, k, n) = (16, 384, 96);
-        let w_t = values(k * n, 11);
+        let weight = values(n * k, 11);
         let x = values(m * k, 12);
-        let w = Int8Weight::quantize(&w_t, k, n);
+        let w = Int8Weight::quantize(&weight, n, k);
+        let back = w.dequantize();
         let mut got = vec![0f32; m * n];
         w.matmul(&x, m, &mut got);
         for r in 0..m {
             for j in 0..n {
-                let exact: f32 = (0..k).map(|i| x[r * k + i] * w_t[i * n + j]).sum();
+                let exact: f32 = (0..k).map(|i| x[r * k + i] * weight[j * k + i]).sum();
                 // Two roundings of at most half a step each, over k products of values <= 1.
                 let bound = (k as f32).sqrt() * 2.0 / 127.0;
                 let err = (got[r * n + j] - exact).abs();
                 assert!(err < bound, "[{r}, {j}]: {} vs {exact}", got[r * n + j]);
+                // The stored weight is within half a step of the original.
+                let i = (r * 7 + j) % k;
+                assert!((back[j * k + i] - weight[j * k + i]).abs() <= w.scales[j] / 2.0);
             }
         }
     }
@@ -386,11 +315,9 @@ mod tests {
     #[test]
     fn zero_rows_and_columns_stay_zero() {
         let (k, n) = (8, 3);
-        let mut w_t = values(k * n, 1);
-        for i in 0..k {
-            w_t[i * n + 1] = 0.0;
-        }
-        let w = Int8Weight::quantize(&w_t, k, n);
+        let mut weight = values(n * k, 1);
+        weight[k..2 * k].fill(0.0);
+        let w = Int8Weight::quantize(&weight, n, k);
         let mut x = values(2 * k, 2);
         x[..k].fill(0.0);
         let mut out = vec![f32::NAN; 2 * n];

@@ -1,86 +1,81 @@
-//! `y = x W` for few rows of `x` (a query, a short batch). gemm's own threading splits such
-//! a product poorly; here the columns of `W` `[K, N]` are cut into panels spread over the
-//! thread pool, each multiplied by a single-threaded gemm call: every weight is read once,
-//! by one thread, and the threads never wait for each other inside the product.
+//! float32 matrix products `y = x W^T` for linear layers on the CPU, in the packed layout of
+//! [`super::packed`] with one input per lane: each panel is a row-major `[k, PANEL]` block
+//! (the weight's transpose, one panel of outputs at a time), which gemm's kernels stream
+//! without repacking, and which packing builds from the checkpoint's `[out, in]` rows in one
+//! cache-friendly pass at load. Tasks of (panel, block of rows) each run a single-threaded
+//! gemm: every weight is read by one thread per block, and the threads never wait for each
+//! other inside a product, which gemm's own threading does poorly for a few rows.
 
-use candle_core::{CpuStorage, CustomOp2, Layout, Shape};
 use gemm::{gemm, Parallelism};
-use rayon::prelude::*;
 
-use super::contiguous;
+use super::packed::{PanelKernel, Panels, PANEL};
 
-/// Up to this many rows of `x`, column panels beat gemm's own threading.
-pub(crate) const SMALL_ROWS: usize = 256;
+/// A weight `[n, k]` (PyTorch's `[out, in]`) in f32, packed for gemm.
+#[derive(Clone, Debug)]
+pub(crate) struct F32Weight {
+    panels: Panels<f32>,
+}
 
-/// Columns per task.
-const PANEL: usize = 128;
-
-/// Operands: `x` `[m, k]` and the weight `[k, n]`, both contiguous and row-major.
-pub(crate) struct SmallMatmul;
-
-#[derive(Clone, Copy)]
-struct Out(*mut f32);
-// SAFETY: each task writes only its own columns.
-unsafe impl Send for Out {}
-unsafe impl Sync for Out {}
-
-impl Out {
-    /// The pointer `offset` values in (a method, so that closures capture the whole `Out`).
-    fn at(self, offset: usize) -> *mut f32 {
-        self.0.wrapping_add(offset)
+impl F32Weight {
+    /// Packs `w` `[n, k]` (row-major).
+    pub(crate) fn new(w: &[f32], n: usize, k: usize) -> Self {
+        F32Weight {
+            panels: Panels::pack(w, n, k, 1, |v| v),
+        }
     }
 }
 
-impl CustomOp2 for SmallMatmul {
-    fn name(&self) -> &'static str {
-        "latebird-small-matmul"
+impl PanelKernel for F32Weight {
+    type X = f32;
+    type W = f32;
+    type Acc = f32;
+    const LANE: usize = 1;
+    const X_ZERO: f32 = 0.0;
+    /// Blocks of rows large enough for gemm's cache blocking to pay off.
+    const ROWS_PER_TASK: usize = 192;
+
+    fn panels(&self) -> &Panels<f32> {
+        &self.panels
     }
 
-    fn cpu_fwd(
-        &self,
-        storage: &CpuStorage,
-        layout: &Layout,
-        weight_s: &CpuStorage,
-        weight_l: &Layout,
-    ) -> candle_core::Result<(CpuStorage, Shape)> {
-        let x = contiguous(storage, layout, self.name())?;
-        let weight = contiguous(weight_s, weight_l, self.name())?;
-        let (m, k) = layout.shape().dims2()?;
-        let (wk, n) = weight_l.shape().dims2()?;
-        if wk != k {
-            candle_core::bail!("{}: [{m}, {k}] against a weight [{wk}, {n}]", self.name());
+    fn encode_row(row: &[f32], out: &mut [f32]) -> f32 {
+        out.copy_from_slice(row);
+        1.0
+    }
+
+    fn dot_panel(x: &[f32], stride: usize, rows: usize, w: &[f32], k: usize, acc: &mut [f32]) {
+        debug_assert!(x.len() >= (rows.max(1) - 1) * stride + k);
+        debug_assert!(w.len() >= k * PANEL);
+        debug_assert!(acc.len() >= rows * PANEL);
+        // SAFETY: x holds `rows` rows of k values `stride` apart, the panel k rows of PANEL
+        // values and acc `rows` rows of PANEL values (checked above); gemm reads and writes
+        // only those.
+        unsafe {
+            gemm(
+                rows,
+                PANEL,
+                k,
+                acc.as_mut_ptr(),
+                1,
+                PANEL as isize,
+                false,
+                x.as_ptr(),
+                1,
+                stride as isize,
+                w.as_ptr(),
+                1,
+                PANEL as isize,
+                0.0,
+                1.0,
+                false,
+                false,
+                false,
+                Parallelism::None,
+            )
         }
-        let mut out = vec![0f32; m * n];
-        let y = Out(out.as_mut_ptr());
-        (0..n.div_ceil(PANEL)).into_par_iter().for_each(|p| {
-            let first = p * PANEL;
-            let width = PANEL.min(n - first);
-            // SAFETY: x is [m, k] and the weight [k, n], both row-major; the task writes
-            // columns first..first + width of the [m, n] output, which no other task touches.
-            unsafe {
-                gemm(
-                    m,
-                    width,
-                    k,
-                    y.at(first),
-                    1,
-                    n as isize,
-                    false,
-                    x.as_ptr(),
-                    1,
-                    k as isize,
-                    weight.as_ptr().add(first),
-                    1,
-                    n as isize,
-                    0.0,
-                    1.0,
-                    false,
-                    false,
-                    false,
-                    Parallelism::None,
-                )
-            }
-        });
-        Ok((CpuStorage::F32(out), Shape::from((m, n))))
+    }
+
+    fn finish(&self, acc: &[f32], _scale: f32, _c0: usize, y: &mut [f32]) {
+        y.copy_from_slice(acc);
     }
 }

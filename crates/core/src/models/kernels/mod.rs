@@ -1,5 +1,6 @@
 //! Fused CPU kernels for the work around the matmuls: LayerNorm, bias + activation,
-//! residual adds, GeGLU, few-row matmuls and attention over packed sequences. Each is a
+//! residual adds, GeGLU, the linear layers' matrix products (float32, bfloat16, int8) and
+//! attention over packed sequences. Each is a
 //! Candle custom op whose parameters (weights, biases, rotary tables) are tensor operands,
 //! read from their CPU storage; `super::layers` picks between these and the Candle-ops form
 //! that other devices run, and both compute the same.
@@ -10,6 +11,7 @@ pub(crate) mod int8;
 pub(crate) mod math;
 mod matmul;
 mod norm;
+mod packed;
 
 use candle_core::{
     CpuStorage, CustomOp1, CustomOp2, InplaceOp1, InplaceOp2, InplaceOp3, Layout, Shape,
@@ -18,8 +20,9 @@ use rayon::prelude::*;
 
 pub(crate) use attention::{PackedAttention, Span};
 pub(crate) use math::Activation;
-pub(crate) use matmul::{SmallMatmul, SMALL_ROWS};
+pub(crate) use matmul::F32Weight;
 pub(crate) use norm::FusedLayerNorm;
+pub(crate) use packed::{PackedMatmul, PackedWeight};
 
 use math::{bias_activation, bias_activation_inline, multiversion};
 
@@ -289,69 +292,6 @@ impl CustomOp2 for GatedActivation {
     ) -> candle_core::Result<(CpuStorage, Shape)> {
         let bias = parameter(s2, l2, 2 * self.width, CustomOp2::name(self))?;
         self.run(s1, l1, Some(bias))
-    }
-}
-
-/// A weight packed for one of the kernels' own matrix products (int8, bf16), in host memory.
-pub(crate) trait PackedWeight: Sync {
-    fn in_features(&self) -> usize;
-    fn out_features(&self) -> usize;
-    /// `out` `[m, n]` = `x` `[m, k]` times the weight.
-    fn matmul(&self, x: &[f32], m: usize, out: &mut [f32]);
-}
-
-impl PackedWeight for int8::Int8Weight {
-    fn in_features(&self) -> usize {
-        self.in_features()
-    }
-    fn out_features(&self) -> usize {
-        self.out_features()
-    }
-    fn matmul(&self, x: &[f32], m: usize, out: &mut [f32]) {
-        self.matmul(x, m, out)
-    }
-}
-
-impl PackedWeight for bf16::Bf16Weight {
-    fn in_features(&self) -> usize {
-        self.in_features()
-    }
-    fn out_features(&self) -> usize {
-        self.out_features()
-    }
-    fn matmul(&self, x: &[f32], m: usize, out: &mut [f32]) {
-        self.matmul(x, m, out)
-    }
-}
-
-/// `y = x W^T` with a packed weight, for `x` `[m, k]` f32.
-pub(crate) struct PackedMatmul<'a> {
-    pub(crate) weight: &'a dyn PackedWeight,
-}
-
-impl CustomOp1 for PackedMatmul<'_> {
-    fn name(&self) -> &'static str {
-        "latebird-packed-matmul"
-    }
-
-    fn cpu_fwd(
-        &self,
-        storage: &CpuStorage,
-        layout: &Layout,
-    ) -> candle_core::Result<(CpuStorage, Shape)> {
-        let x = contiguous(storage, layout, self.name())?;
-        let (m, k) = layout.shape().dims2()?;
-        let n = self.weight.out_features();
-        if k != self.weight.in_features() {
-            candle_core::bail!(
-                "{}: [{m}, {k}] against a weight of {} inputs",
-                self.name(),
-                self.weight.in_features()
-            );
-        }
-        let mut out = vec![0f32; m * n];
-        self.weight.matmul(x, m, &mut out);
-        Ok((CpuStorage::F32(out), Shape::from((m, n))))
     }
 }
 

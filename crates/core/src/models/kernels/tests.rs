@@ -68,14 +68,14 @@ const ACTIVATIONS: [Activation; 6] = [
 ];
 
 /// `x W^T + b` in f64, `W` given transposed (`[in, out]`).
-fn linear64(x: &[f32], w_t: &[f32], bias: Option<&[f32]>, rows: usize, n_in: usize) -> Vec<f64> {
-    let n_out = w_t.len() / n_in;
+fn linear64(x: &[f32], w: &[f32], bias: Option<&[f32]>, rows: usize, n_in: usize) -> Vec<f64> {
+    let n_out = w.len() / n_in;
     let mut y = vec![0f64; rows * n_out];
     for r in 0..rows {
         for o in 0..n_out {
             let mut acc = bias.map_or(0.0, |b| f64::from(b[o]));
             for i in 0..n_in {
-                acc += f64::from(x[r * n_in + i]) * f64::from(w_t[i * n_out + o]);
+                acc += f64::from(x[r * n_in + i]) * f64::from(w[o * n_in + i]);
             }
             y[r * n_out + o] = acc;
         }
@@ -85,21 +85,23 @@ fn linear64(x: &[f32], w_t: &[f32], bias: Option<&[f32]>, rows: usize, n_in: usi
 
 #[test]
 fn linear_layers_match_the_reference() {
-    let (n_in, n_out) = (48, 40);
-    let w_t = values(n_in * n_out, 1, 0.3);
+    // Two panels of outputs, the second partial.
+    let (n_in, n_out) = (48, 100);
+    let w = values(n_out * n_in, 1, 0.3);
     let b = values(n_out, 2, 0.5);
     forced::each(|choice| {
-        // 3 and 200 rows take the column-panel matmul, 300 gemm's own.
-        for rows in [3, 200, 300] {
+        // One block of rows, then several with a partial last one.
+        for rows in [3, 200, 450] {
             let x = values(rows * n_in, rows as u64, 1.0);
             let res = values(rows * n_out, 7, 1.0);
             for bias in [Some(&b[..]), None] {
                 let layer = Linear::new(
-                    tensor(&w_t, &[n_in, n_out]),
+                    tensor(&w, &[n_out, n_in]),
                     bias.map(|b| tensor(b, &[n_out])),
-                );
+                )
+                .unwrap();
                 let xt = tensor(&x, &[rows, n_in]);
-                let want = linear64(&x, &w_t, bias, rows, n_in);
+                let want = linear64(&x, &w, bias, rows, n_in);
                 for activation in ACTIVATIONS {
                     let got = host(&layer.forward_act(&xt, activation).unwrap());
                     let want: Vec<f64> = want.iter().map(|&v| act64(v, activation)).collect();
