@@ -55,6 +55,7 @@ SYSTEMS = (
     "latebird-bf16",
     "latebird-int8",
     "pylate",
+    "pylate-bf16",
     "onnxruntime",
     "onnxruntime-int8",
 )
@@ -65,12 +66,13 @@ LABELS = {
     "latebird-bf16": "latebird bf16",
     "latebird-int8": "latebird int8",
     "pylate": "PyLate",
+    "pylate-bf16": "PyLate bf16",
     "onnxruntime": "ONNX Runtime",
     "onnxruntime-int8": "ONNX Runtime int8",
 }
 # The peers each of latebird's lower precisions is compared with.
 LOWER_PEERS = {
-    "latebird-bf16": ("pylate", "onnxruntime"),
+    "latebird-bf16": ("pylate", "onnxruntime", "pylate-bf16"),
     "latebird-int8": ("pylate", "onnxruntime", "onnxruntime-int8"),
 }
 RSS_MARGIN_MB = 100
@@ -90,12 +92,13 @@ if system.startswith("latebird"):
     model = latebird.ColBERT(model_dir, **({"precision": precision} if precision else {}))
     def encode(xs, is_query, batch_size=32):
         return model.encode(xs, is_query=is_query, batch_size=batch_size, show_progress_bar=False)
-elif system == "pylate":
+elif system in ("pylate", "pylate-bf16"):
     import torch
     torch.set_num_threads(threads)
     from pylate import models
+    dtype = torch.bfloat16 if system == "pylate-bf16" else torch.float32
     model = models.ColBERT(model_dir, device="cpu",
-                           model_kwargs={"attn_implementation": "sdpa", "dtype": torch.float32})
+                           model_kwargs={"attn_implementation": "sdpa", "dtype": dtype})
     def encode(xs, is_query, batch_size=32):
         return model.encode(xs, is_query=is_query, batch_size=batch_size, show_progress_bar=False)
 else:
@@ -129,6 +132,37 @@ print(json.dumps({
     "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e6,
     "document_rows": sum(len(o) for o in docs_out), "torch_imported": "torch" in sys.modules,
 }))
+"""
+
+# Long documents: the same, for documents truncated at a given length (document_length).
+# Arguments: system, model folder, texts file, threads, length, output file for the first
+# document's embedding, maximum passes, time budget (s), batch size.
+LONG_WORKER = r"""
+import json, sys, time
+system, model_dir, texts_file, threads, length, check_file = sys.argv[1:7]
+threads, length, rounds, budget, batch = int(threads), int(length), int(sys.argv[7]), float(sys.argv[8]), int(sys.argv[9])
+documents = json.load(open(texts_file))
+if system == "latebird":
+    import latebird
+    model = latebird.ColBERT(model_dir, document_length=length)
+    kwargs = {"show_progress_bar": False}
+else:
+    import torch
+    torch.set_num_threads(threads)
+    from pylate import models
+    model = models.ColBERT(model_dir, device="cpu", document_length=length,
+                           model_kwargs={"attn_implementation": "sdpa", "dtype": torch.float32})
+    kwargs = {"show_progress_bar": False}
+times, spent = [], 0.0
+while len(times) < rounds and (not times or spent < budget):
+    t = time.perf_counter()
+    out = model.encode(documents, is_query=False, batch_size=batch, **kwargs)
+    dt = time.perf_counter() - t
+    times.append(dt); spent += dt
+import numpy as np
+np.save(check_file, np.asarray(out[0], dtype=np.float32))
+print(json.dumps({"doc_s": min(times), "rounds": len(times), "docs_per_s": len(documents) / min(times),
+                  "tokens": [len(o) for o in out]}))
 """
 
 VERSIONS = r"""
@@ -196,6 +230,7 @@ class Shape:
                 if dense.get("use_residual") and fan_in != fan_out:
                     self.dense_params += fan_in * fan_out  # the residual projection
         self.weight_bytes = sum(f.stat().st_size for f in folder.rglob("*.safetensors"))
+        self.max_positions = cfg.get("max_position_embeddings", 512)
 
     def flops(self, n: int) -> int:
         """Multiply-add FLOPs of one unpadded sequence of n tokens (elementwise ops ignored)."""
@@ -379,6 +414,80 @@ def max_diff(system: dict, reference: dict) -> dict[str, float | str]:
     return out
 
 
+def first_query_binary() -> Path | None:
+    """Builds crates/core/examples/first_query.rs (not timed); returns its path."""
+    cmd = ["cargo", "build", "--release", "-p", "latebird", "--example", "first_query"]
+    cmd += ["--message-format=json-render-diagnostics"]
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        print(f"first_query failed to build:\n{proc.stderr[-1500:]}", file=sys.stderr)
+        return None
+    for line in proc.stdout.splitlines():
+        message = json.loads(line)
+        if message.get("target", {}).get("name") == "first_query" and message.get("executable"):
+            return Path(message["executable"])
+    return None
+
+
+def rust_cold_start(binary: Path, model: Path, precision: str | None, threads: int) -> dict:
+    """Median over 5 fresh processes of spawn -> first query embedding, with the load and
+    query times measured inside the process."""
+    runs = []
+    for _ in range(5):
+        cmd = [str(binary), str(model)] + ([precision] if precision else [])
+        start = time.time()
+        proc = subprocess.run(cmd, env=thread_env(threads), capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise SystemExit(f"first_query failed on {model}:\n{proc.stderr[-2000:]}")
+        line = json.loads(proc.stdout.strip().splitlines()[-1])
+        runs.append(((line["first_query_unix"] - start) * 1e3, line["load_ms"], line["query_ms"]))
+    runs.sort()
+    total, load, query = runs[len(runs) // 2]
+    return {"rust_cold_start_ms": total, "rust_load_ms": load, "rust_query_ms": query}
+
+
+def long_texts(texts: dict[str, list[str]], count: int) -> list[str]:
+    """`count` long documents: all the documents joined, each starting at a different one
+    (every one is longer than the longest length measured, so all are truncated alike)."""
+    docs = texts["documents"]
+    step = max(1, len(docs) // max(count, 1))
+    return [" ".join(docs[i * step :] + docs[: i * step]) for i in range(count)]
+
+
+def long_documents(pythons: dict, model: Path, texts: dict, args) -> list[dict]:
+    """latebird and PyLate (float32) on documents truncated at each --long length."""
+    rows = []
+    for length in args.long:
+        count = max(1, 8192 // length)  # about as many tokens per pass at every length
+        docs = long_texts(texts, count)
+        texts_file = OUT / model.name / f"long-{length}.json"
+        texts_file.parent.mkdir(parents=True, exist_ok=True)
+        texts_file.write_text(json.dumps(docs))
+        row: dict = {"length": length, "documents": count}
+        for system in ("latebird", "pylate"):
+            check_file = OUT / model.name / f"long-{length}-{system}.npy"
+            cmd = [pythons[system], "-c", LONG_WORKER, system, str(model), str(texts_file)]
+            cmd += [str(args.threads), str(length), str(check_file), str(args.rounds)]
+            cmd += [str(args.budget), str(min(count, 4))]
+            print(
+                f"running {LABELS[system]} on {count} documents of {length} tokens ...",
+                file=sys.stderr,
+            )
+            proc = subprocess.run(cmd, env=thread_env(args.threads), capture_output=True, text=True)
+            if proc.returncode != 0:
+                raise SystemExit(f"{system} failed on long documents:\n{proc.stderr[-3000:]}")
+            row[system] = json.loads(proc.stdout.strip().splitlines()[-1])
+            row[system]["check_file"] = str(check_file)
+        got, want = (np.load(row[s]["check_file"]) for s in ("latebird", "pylate"))
+        row["max_diff"] = (
+            float(np.abs(got - want).max())
+            if got.shape == want.shape
+            else f"shape {got.shape} vs PyLate's {want.shape}"
+        )
+        rows.append(row)
+    return rows
+
+
 # ---------------------------------------------------------------------------
 # Report
 # ---------------------------------------------------------------------------
@@ -389,6 +498,7 @@ ROWS = [
     ("latency_p50_ms", "single-query latency p50 (ms)", "{:.2f}"),
     ("latency_p99_ms", "single-query latency p99 (ms)", "{:.2f}"),
     ("cold_start_ms", "cold start to first query (ms)", "{:.0f}"),
+    ("rust_cold_start_ms", "cold start, Rust binary, no Python (ms)", "{:.0f}"),
     ("peak_rss_mb", "peak RSS (MB)", "{:.0f}"),
     ("doc_gflops", "document GFLOP/s", "{:.1f}"),
     ("doc_peak_fraction", "document GFLOP/s / peak", "{:.1%}"),
@@ -432,14 +542,14 @@ def diff_lines(diffs: dict, check: int) -> list[str]:
             if kind in plural
         ]
         line = f"max |{LABELS[system]} - PyLate| over the first {check} texts: " + ", ".join(parts)
-        if system in PRECISIONS or system == "onnxruntime-int8":
+        if system in PRECISIONS or system in ("onnxruntime-int8", "pylate-bf16"):
             cosines = [f"{plural[k]} {d[k + '_cosine']:.4f}" for k in plural if k + "_cosine" in d]
             line += "; smallest token cosine with PyLate: " + ", ".join(cosines)
         out.append(line)
     return out
 
 
-def targets(all_results: dict, shapes: dict) -> list[tuple[str, str, str, str]]:
+def targets(all_results: dict, shapes: dict, long: dict) -> list[tuple[str, str, str, str]]:
     """(target, model, measured, met / not met) rows."""
     rows = []
 
@@ -450,8 +560,8 @@ def targets(all_results: dict, shapes: dict) -> list[tuple[str, str, str, str]]:
             shown = fmt_value.format(value) + f" (target {goal})"
             rows.append((name, model, shown, "met" if passed(value) else "not met"))
 
-    def rel(results, key, other):
-        a, b = results.get("latebird", {}).get(key), results.get(other, {}).get(key)
+    def rel(results, key, other, system="latebird"):
+        a, b = results.get(system, {}).get(key), results.get(other, {}).get(key)
         return None if a is None or not b else a / b
 
     for model, results in all_results.items():
@@ -513,6 +623,74 @@ def targets(all_results: dict, shapes: dict) -> list[tuple[str, str, str, str]]:
             lambda v: v >= 0.7,
             "{:.1%}",
         )
+        # Speed beyond float32, and the float32 path's latency tail and cold start.
+        for system, other, name, goal, passed in (
+            (
+                "latebird-int8",
+                "latebird",
+                "int8 documents/s >= 2.5x float32",
+                ">= 2.5x",
+                lambda v: v >= 2.5,
+            ),
+            (
+                "latebird-int8",
+                "onnxruntime-int8",
+                "int8 documents/s ahead of ONNX Runtime int8",
+                "> 1x",
+                lambda v: v > 1.0,
+            ),
+            (
+                "latebird-bf16",
+                "latebird",
+                "bfloat16 documents/s >= 3x float32",
+                ">= 3x",
+                lambda v: v >= 3.0,
+            ),
+            (
+                "latebird-bf16",
+                "pylate-bf16",
+                "bfloat16 documents/s ahead of PyLate bf16",
+                "> 1x",
+                lambda v: v > 1.0,
+            ),
+        ):
+            if system in results:
+                add(name, model, rel(results, "docs_per_s", other, system), goal, passed)
+        if "latebird-int8" in results:
+            add(
+                "int8 p50 latency <= 1/3 of float32's",
+                model,
+                rel(results, "latency_p50_ms", "latebird", "latebird-int8"),
+                "<= 0.33x",
+                lambda v: v <= 1 / 3,
+            )
+        p50, p99 = lb.get("latency_p50_ms"), lb.get("latency_p99_ms")
+        add(
+            "p99 latency <= 1.3x p50",
+            model,
+            p99 / p50 if p50 and p99 else None,
+            "<= 1.3x",
+            lambda v: v <= 1.3,
+        )
+        budget = {"bert": 120, "modernbert": 250}.get(shape.kind)
+        if budget:
+            for key, how in (("cold_start_ms", "Python"), ("rust_cold_start_ms", "Rust binary")):
+                add(
+                    f"cold start ({how}) <= {budget} ms",
+                    model,
+                    lb.get(key),
+                    f"<= {budget} ms",
+                    lambda v, budget=budget: v <= budget,
+                    "{:.0f} ms",
+                )
+        for row in long.get(model, []):
+            add(
+                f"documents of {row['length']} tokens >= 1.5x PyLate",
+                model,
+                row["latebird"]["docs_per_s"] / row["pylate"]["docs_per_s"],
+                ">= 1.5x",
+                lambda v: v >= 1.5,
+            )
     return rows
 
 
@@ -540,7 +718,17 @@ def main() -> None:
     parser.add_argument("--check", type=int, default=8, help="texts compared with PyLate")
     parser.add_argument("--peak-gflops", type=float, default=None, help="skip measuring it")
     parser.add_argument("--write", type=Path, default=None, help="write a Markdown report")
+    parser.add_argument(
+        "--long",
+        default="2048,8192",
+        help="document lengths (tokens) for the long-document runs of latebird and PyLate, on "
+        "models whose positions reach them; '' skips them",
+    )
     args = parser.parse_args()
+    try:
+        args.long = [int(v) for v in args.long.split(",") if v.strip()]
+    except ValueError:
+        parser.error(f"--long {args.long!r}: expected comma-separated token counts")
     args.onnx_python = args.onnx_python or args.pylate_python
     systems = [s.strip() for s in args.systems.split(",") if s.strip()]
     if unknown := set(systems) - set(SYSTEMS):
@@ -556,6 +744,7 @@ def main() -> None:
         "latebird-bf16": args.latebird_python,
         "latebird-int8": args.latebird_python,
         "pylate": args.pylate_python,
+        "pylate-bf16": args.pylate_python,
         "onnxruntime": args.onnx_python,
         "onnxruntime-int8": args.onnx_python,
     }
@@ -577,7 +766,8 @@ def main() -> None:
         print("measuring peak f32 FMA throughput (peak_flops example) ...", file=sys.stderr)
         peak, peak_text = peak_flops(args.threads)
 
-    all_results, shapes, diffs, notes = {}, {}, {}, {}
+    cold_binary = first_query_binary() if set(systems) & {"latebird", *PRECISIONS} else None
+    all_results, shapes, diffs, notes, long = {}, {}, {}, {}, {}
     for model in models:
         name = model.name
         shape = shapes[name] = Shape(model)
@@ -597,8 +787,15 @@ def main() -> None:
             r = run(pythons[system], system, model, texts_file, args, graph)
             r["doc_gflops"] = doc_flops / r["doc_s"] / 1e9
             r["doc_peak_fraction"] = r["doc_gflops"] / peak if peak else None
+            if cold_binary and system.startswith("latebird"):
+                r.update(rust_cold_start(cold_binary, model, PRECISIONS.get(system), args.threads))
             results[system] = r
         all_results[name] = results
+        lengths_here = [n for n in args.long if n <= shape.max_positions]
+        if lengths_here and {"latebird", "pylate"} <= set(systems):
+            long[name] = long_documents(
+                pythons, model, texts, argparse.Namespace(**{**vars(args), "long": lengths_here})
+            )
         if "pylate" in results:
             diffs[name] = {
                 s: max_diff(results[s], results["pylate"]) for s in results if s != "pylate"
@@ -622,14 +819,30 @@ def main() -> None:
             )
 
     load = (load_before, os.getloadavg()[0])
-    report = render(args, source, peak, peak_text, all_results, shapes, diffs, notes, load)
+    report = render(args, source, peak, peak_text, all_results, shapes, diffs, notes, load, long)
     print(report)
     if args.write:
         args.write.write_text(report)
         print(f"wrote {args.write}", file=sys.stderr)
 
 
-def render(args, source, peak, peak_text, all_results, shapes, diffs, notes, load) -> str:
+def long_table(rows: list[dict]) -> list[str]:
+    lines = [
+        "| document length (tokens) | documents | latebird documents/s | PyLate documents/s "
+        "| latebird / PyLate | max \\|latebird - PyLate\\| (first document) |",
+        "|---:|---:|---:|---:|---:|---:|",
+    ]
+    for row in rows:
+        lb, pl, diff = row["latebird"], row["pylate"], row["max_diff"]
+        shown = f"{diff:.1e}" if isinstance(diff, float) else f"MISMATCH ({diff})"
+        lines.append(
+            f"| {row['length']} | {row['documents']} | {lb['docs_per_s']:.3f} | "
+            f"{pl['docs_per_s']:.3f} | {lb['docs_per_s'] / pl['docs_per_s']:.2f}x | {shown} |"
+        )
+    return lines
+
+
+def render(args, source, peak, peak_text, all_results, shapes, diffs, notes, load, long) -> str:
     info = machine()
     vers, pythons = {}, {}
     interpreters = {
@@ -637,6 +850,7 @@ def render(args, source, peak, peak_text, all_results, shapes, diffs, notes, loa
         "latebird-bf16": args.latebird_python,
         "latebird-int8": args.latebird_python,
         "pylate": args.pylate_python,
+        "pylate-bf16": args.pylate_python,
         "onnxruntime": args.onnx_python,
         "onnxruntime-int8": args.onnx_python,
     }
@@ -662,7 +876,8 @@ def render(args, source, peak, peak_text, all_results, shapes, diffs, notes, loa
         "# Benchmarks",
         "",
         "latebird against PyLate (PyTorch) and ONNX Runtime on CPU, float32 (and latebird "
-        f"in bfloat16 and int8, ONNX Runtime in its dynamic int8), {args.threads} threads for every system, each system in a fresh process.",
+        "in bfloat16 and int8, PyLate in bfloat16, ONNX Runtime in its dynamic int8), "
+        f"{args.threads} threads for every system, each system in a fresh process.",
         "",
         f"- date: {datetime.datetime.now().astimezone().strftime('%Y-%m-%d %H:%M %Z')}",
         f"- machine: {info['cpu']}; {info['cores']}; {info['os']}",
@@ -680,7 +895,8 @@ def render(args, source, peak, peak_text, all_results, shapes, diffs, notes, loa
         f"passes (no new pass after {args.budget:.0f} s), latency over {args.latency_samples} "
         "single queries",
         "- cold start: from spawning the process to the first query's embedding "
-        "(interpreter start, imports, model load included)",
+        "(interpreter start, imports, model load included); the Rust-binary row is the same "
+        "for crates/core/examples/first_query.rs (median of 5 processes), without Python",
         "",
         "```",
         command,
@@ -694,9 +910,17 @@ def render(args, source, peak, peak_text, all_results, shapes, diffs, notes, loa
         if name in diffs:
             out += [""] + [f"- {line}" for line in diff_lines(diffs[name], args.check)]
         out += [f"- WARNING: {w}" for w in notes[name]["warnings"]]
+        if long.get(name):
+            out += ["", f"### {name}: long documents (float32)", ""]
+            out += [
+                "The documents are all the abstracts joined (each starting at a different one), "
+                "truncated at `document_length`; best of the passes, batches of up to 4.",
+                "",
+            ]
+            out += long_table(long[name])
     out += ["", FLOP_NOTE, "", "## Targets", ""]
     out += ["| target | model | measured | status |", "|---|---|---|---|"]
-    out += [f"| {t} | {m} | {v} | {s} |" for t, m, v, s in targets(all_results, shapes)]
+    out += [f"| {t} | {m} | {v} | {s} |" for t, m, v, s in targets(all_results, shapes, long)]
     return "\n".join(out) + "\n"
 
 

@@ -4,8 +4,10 @@
 //!   cargo run --release --example precision -- MODEL_DIR TEXTS.jsonl [PRECISION ...]
 //!
 //! For each precision: load time, documents/s (batch 32, best of 3), single-query latency
-//! p50 over 50 queries, token cosine with float32 (mean, min over every document row), and
-//! the overlap of each query's top 10 documents with float32's (mean over queries).
+//! p50 over 50 queries, token cosine with float32 (mean, min over every document row), the
+//! MaxSim score error against float32 (|s - s32| / |s32| over every query-document pair: mean,
+//! max), the overlap of each query's top 10 documents with float32's (mean over queries), and
+//! retrieval with each title's own abstract as its one relevant document (R@1, MRR@10).
 
 use std::time::Instant;
 
@@ -100,8 +102,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         titles.len(),
         candle_core::utils::get_num_threads()
     );
-    println!("| precision | load ms | documents/s | query p50 ms | cosine mean | cosine min | top-10 overlap |");
-    println!("|---|---:|---:|---:|---:|---:|---:|");
+    println!("| precision | load ms | documents/s | query p50 ms | cosine mean | cosine min | MaxSim error mean | MaxSim error max | top-10 overlap | R@1 | MRR@10 |");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for r in &runs {
         let (mut sum, mut min, mut count) = (0f64, f64::MAX, 0usize);
         for (a, b) in r.documents.iter().zip(&reference.documents) {
@@ -126,15 +128,33 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             })
             .sum::<f64>()
             / matrix.queries.max(1) as f64;
+        let (mut err_sum, mut err_max) = (0f64, 0f64);
+        for (s, s32) in matrix.data.iter().zip(&ref_scores.data) {
+            let err = f64::from((s - s32).abs()) / f64::from(s32.abs()).max(1e-12);
+            err_sum += err;
+            err_max = err_max.max(err);
+        }
+        let (mut hits, mut reciprocal) = (0usize, 0f64);
+        for q in 0..matrix.queries {
+            if let Some(rank) = top10(&matrix, q).iter().position(|&d| d == q) {
+                hits += usize::from(rank == 0);
+                reciprocal += 1.0 / (rank + 1) as f64;
+            }
+        }
+        let n_queries = matrix.queries.max(1) as f64;
         println!(
-            "| {} | {:.0} | {:.1} | {:.2} | {:.5} | {:.5} | {:.3} |",
+            "| {} | {:.0} | {:.1} | {:.2} | {:.5} | {:.5} | {:.2e} | {:.2e} | {:.3} | {:.3} | {:.4} |",
             r.precision,
             r.load_ms,
             r.docs_per_s,
             r.query_p50_ms,
             sum / count.max(1) as f64,
             min,
-            overlap
+            err_sum / matrix.data.len().max(1) as f64,
+            err_max,
+            overlap,
+            hits as f64 / n_queries,
+            reciprocal / n_queries
         );
     }
     Ok(())
