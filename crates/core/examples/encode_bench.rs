@@ -1,16 +1,18 @@
 //! Encodes a text file (one text per line, or JSONL with an "abstract"/"title" field) and
 //! reports throughput. Profiling aid; the benchmark proper is scripts/benchmark.py.
 //!
-//!   cargo run --release --example encode_bench -- MODEL_DIR TEXTS [query|document] [BATCH] [REPEATS]
+//!   cargo run --release --example encode_bench -- MODEL_DIR TEXTS [query|document] [BATCH] [REPEATS] [PRECISION]
 
 use std::time::Instant;
 
-use latebird::{ColBERT, InputKind, Options};
+use latebird::{ColBERT, InputKind, Options, Precision};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();
     if args.len() < 3 {
-        eprintln!("usage: encode_bench MODEL_DIR TEXTS [query|document] [BATCH] [REPEATS]");
+        eprintln!(
+            "usage: encode_bench MODEL_DIR TEXTS [query|document] [BATCH] [REPEATS] [PRECISION]"
+        );
         std::process::exit(2);
     }
     let kind = match args.get(3).map(String::as_str) {
@@ -34,7 +36,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         })
         .collect();
     let start = Instant::now();
-    let model = ColBERT::from_folder(&args[1], Options::default())?;
+    let precision = match args.get(6) {
+        Some(name) => Some(Precision::from_name(name).ok_or("unknown precision")?),
+        None => None,
+    };
+    let model = ColBERT::from_folder(
+        &args[1],
+        Options {
+            precision,
+            ..Options::default()
+        },
+    )?;
     println!("load: {:.1} ms", start.elapsed().as_secs_f64() * 1e3);
     for _ in 0..repeats {
         let start = Instant::now();

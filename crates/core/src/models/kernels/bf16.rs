@@ -8,18 +8,26 @@
 //! multiply in f32: the same storage, half the memory of float32.
 
 use super::math::multiversion;
+#[cfg(target_arch = "x86_64")]
+use super::packed::row_blocks;
 use super::packed::{PanelKernel, Panels, PANEL};
 
 /// Inputs per pair (the values one `vdpbf16ps` lane takes).
 const PAIR: usize = 2;
-/// Rows of `x` per register block (of the x86-64 kernels).
-#[cfg(target_arch = "x86_64")]
-const MR: usize = 4;
 
-/// `x` rounded to the nearest bf16 (ties to even), as its bits.
+/// `x` rounded to the nearest bf16 (ties to even), as its bits: adding `0x7fff` plus the
+/// lowest kept bit carries into the kept half exactly when the dropped half is above the
+/// midpoint, or at it with an odd kept half. Branch-free, so that it vectorises; NaN stays a
+/// quiet NaN.
 #[inline(always)]
 fn to_bf16(x: f32) -> u16 {
-    half::bf16::from_f32(x).to_bits()
+    let bits = x.to_bits();
+    let rounded = (bits.wrapping_add(0x7fff + ((bits >> 16) & 1)) >> 16) as u16;
+    if x.is_nan() {
+        0x7fc0
+    } else {
+        rounded
+    }
 }
 
 #[inline(always)]
@@ -64,9 +72,7 @@ impl PanelKernel for Bf16Weight {
     }
 
     fn encode_row(row: &[f32], out: &mut [u16]) -> f32 {
-        for (b, &v) in out.iter_mut().zip(row) {
-            *b = to_bf16(v);
-        }
+        round_row(row, out);
         1.0
     }
 
@@ -82,6 +88,14 @@ impl PanelKernel for Bf16Weight {
 
     fn finish(&self, acc: &[f32], _scale: f32, _c0: usize, y: &mut [f32]) {
         y.copy_from_slice(acc);
+    }
+}
+
+multiversion! {
+    fn round_row(row: &[f32], out: &mut [u16]) {
+        for (b, &v) in out.iter_mut().zip(row) {
+            *b = to_bf16(v);
+        }
     }
 }
 
@@ -118,17 +132,12 @@ unsafe fn bf16_panel(
     pairs: usize,
     acc: &mut [f32],
 ) {
-    let mut r = 0;
-    while r + MR <= rows {
-        bf16_block::<MR>(&xb[r * stride..], stride, w, pairs, &mut acc[r * PANEL..]);
-        r += MR;
+    macro_rules! block {
+        ($n:literal, $r:expr) => {
+            bf16_block::<$n>(&xb[$r * stride..], stride, w, pairs, &mut acc[$r * PANEL..])
+        };
     }
-    match rows - r {
-        3 => bf16_block::<3>(&xb[r * stride..], stride, w, pairs, &mut acc[r * PANEL..]),
-        2 => bf16_block::<2>(&xb[r * stride..], stride, w, pairs, &mut acc[r * PANEL..]),
-        1 => bf16_block::<1>(&xb[r * stride..], stride, w, pairs, &mut acc[r * PANEL..]),
-        _ => {}
-    }
+    row_blocks!(rows, block);
 }
 
 /// `R` rows against one panel: `R x 4` accumulators of sixteen f32 lanes held in registers.
@@ -223,6 +232,36 @@ mod tests {
                 }
             });
         }
+    }
+
+    #[test]
+    fn bf16_rounding_matches_the_half_crate() {
+        let mut special = vec![
+            0.0,
+            -0.0,
+            1.0,
+            f32::MAX,
+            f32::MIN,
+            f32::MIN_POSITIVE,
+            1e-40,
+            f32::INFINITY,
+            f32::NEG_INFINITY,
+        ];
+        special.extend(values(2000, 17).iter().map(|v| v * 1e3));
+        // Exactly halfway between two bf16 values, with even and odd kept halves.
+        special.extend([1.0 + 1.0 / 256.0, 1.0 + 3.0 / 256.0, -(1.0 + 3.0 / 256.0)]);
+        for v in special {
+            assert_eq!(to_bf16(v), half::bf16::from_f32(v).to_bits(), "{v:e}");
+        }
+        assert!(from_bf16(to_bf16(f32::NAN)).is_nan());
+        let mut out = vec![0u16; 40];
+        let row = values(40, 3);
+        forced::each(|choice| {
+            round_row(&row, &mut out);
+            for (b, v) in out.iter().zip(&row) {
+                assert_eq!(*b, half::bf16::from_f32(*v).to_bits(), "{choice:?}");
+            }
+        });
     }
 
     #[test]

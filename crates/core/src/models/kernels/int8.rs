@@ -10,13 +10,12 @@
 //! instruction set gives bit-identical results.
 
 use super::math::multiversion;
+#[cfg(target_arch = "x86_64")]
+use super::packed::row_blocks;
 use super::packed::{PanelKernel, Panels, PANEL};
 
 /// Inputs per group (the bytes one `vpdpbusd` lane takes).
 const GROUP: usize = 4;
-/// Rows of `x` per register block (of the x86-64 kernels).
-#[cfg(target_arch = "x86_64")]
-const MR: usize = 4;
 /// Largest magnitude of a quantized value: symmetric, so that -127..=127 keeps 0 exact.
 const QMAX: f32 = 127.0;
 
@@ -123,17 +122,41 @@ pub(crate) fn quantize_symmetric(w: &[f32], cols: usize) -> (Vec<i8>, Vec<f32>) 
 /// Quantizes one row to `q + 128` in `out` (padded with 128, the unsigned zero); returns the
 /// step `max|x| / 127` (1 for a row of zeros).
 fn quantize_row(row: &[f32], out: &mut [u8]) -> f32 {
-    let max = row.iter().fold(0f32, |m, x| m.max(x.abs()));
-    let scale = if max > 0.0 && max.is_finite() {
-        max / QMAX
-    } else {
-        1.0
-    };
-    let inv = 1.0 / scale;
-    for (q, x) in out.iter_mut().zip(row) {
-        *q = ((x * inv).round().clamp(-QMAX, QMAX) as i32 + 128) as u8;
-    }
+    let mut scale = 1.0;
+    quantize_row_into(row, out, &mut scale);
     scale
+}
+
+multiversion! {
+    /// [`quantize_row`], in arithmetic the compiler vectorises: the largest magnitude over
+    /// sixteen lanes, and rounding to the nearest integer (ties to even) by adding and
+    /// subtracting 1.5 * 2^23, whose bits then hold the integer (no float-to-int conversion,
+    /// no call to `roundf`); the same values on every instruction set.
+    fn quantize_row_into(row: &[f32], out: &mut [u8], scale_out: &mut f32) {
+        const SHIFTER: f32 = 12_582_912.0;
+        let larger = |m: f32, x: f32| if x > m { x } else { m };
+        let chunks = row.chunks_exact(16);
+        let mut max = chunks.remainder().iter().fold(0f32, |m, x| larger(m, x.abs()));
+        let mut lanes = [0f32; 16];
+        for chunk in chunks {
+            for (lane, x) in lanes.iter_mut().zip(chunk) {
+                *lane = larger(*lane, x.abs());
+            }
+        }
+        max = lanes.iter().fold(max, |m, &x| larger(m, x));
+        let scale = if max > 0.0 && max.is_finite() {
+            max / QMAX
+        } else {
+            1.0
+        };
+        let inv = 1.0 / scale;
+        let zero = SHIFTER.to_bits() as i32;
+        for (q, x) in out.iter_mut().zip(row) {
+            let v = (x * inv).clamp(-QMAX, QMAX);
+            *q = ((v + SHIFTER).to_bits() as i32 - zero + 128) as u8;
+        }
+        *scale_out = scale;
+    }
 }
 
 multiversion! {
@@ -177,17 +200,18 @@ unsafe fn vnni_panel(
     groups: usize,
     acc: &mut [i32],
 ) {
-    let mut r = 0;
-    while r + MR <= rows {
-        vnni_block::<MR>(&xq[r * stride..], stride, w, groups, &mut acc[r * PANEL..]);
-        r += MR;
+    macro_rules! block {
+        ($n:literal, $r:expr) => {
+            vnni_block::<$n>(
+                &xq[$r * stride..],
+                stride,
+                w,
+                groups,
+                &mut acc[$r * PANEL..],
+            )
+        };
     }
-    match rows - r {
-        3 => vnni_block::<3>(&xq[r * stride..], stride, w, groups, &mut acc[r * PANEL..]),
-        2 => vnni_block::<2>(&xq[r * stride..], stride, w, groups, &mut acc[r * PANEL..]),
-        1 => vnni_block::<1>(&xq[r * stride..], stride, w, groups, &mut acc[r * PANEL..]),
-        _ => {}
-    }
+    row_blocks!(rows, block);
 }
 
 /// `R` rows against one panel: `R x 4` accumulators of sixteen lanes held in registers.
@@ -310,6 +334,31 @@ mod tests {
                 assert!((back[j * k + i] - weight[j * k + i]).abs() <= w.scales[j] / 2.0);
             }
         }
+    }
+
+    #[test]
+    fn activations_round_to_nearest_even_on_every_instruction_set() {
+        // max 127: the step is 1, so the values are rounded as they are.
+        let row = [
+            127.0, -127.0, 2.5, 3.5, -2.5, 0.4999, -0.5001, 126.49, 1e-9, 0.0,
+        ];
+        let want: Vec<u8> = [127, -127, 2, 4, -2, 0, -1, 126, 0, 0]
+            .iter()
+            .map(|&q: &i32| (q + 128) as u8)
+            .collect();
+        forced::each(|choice| {
+            let mut out = [0u8; 12];
+            assert_eq!(quantize_row(&row, &mut out), 1.0, "{choice:?}");
+            assert_eq!(&out[..row.len()], &want[..], "{choice:?}");
+        });
+        // Rows longer than one vector, and a row of zeros (step 1, all 128).
+        let long = values(100, 9);
+        let max = long.iter().fold(0f32, |m, x| m.max(x.abs()));
+        let mut out = vec![0u8; 100];
+        assert_eq!(quantize_row(&long, &mut out), max / 127.0);
+        let mut zeros = vec![0u8; 40];
+        assert_eq!(quantize_row(&[0.0; 40], &mut zeros), 1.0);
+        assert!(zeros.iter().all(|&q| q == 128));
     }
 
     #[test]

@@ -32,7 +32,7 @@ impl PanelKernel for F32Weight {
     const LANE: usize = 1;
     const X_ZERO: f32 = 0.0;
     /// Blocks of rows large enough for gemm's cache blocking to pay off.
-    const ROWS_PER_TASK: usize = 192;
+    const ROWS_PER_TASK: usize = 512;
 
     fn panels(&self) -> &Panels<f32> {
         &self.panels

@@ -43,6 +43,30 @@ impl SharedOut {
     }
 }
 
+/// Runs `$block::<R>(first_row)` over `$rows` rows in register blocks of 6 rows, then one
+/// block of the 1 to 5 rows left (the kernels' block sizes are compile-time constants).
+#[cfg(target_arch = "x86_64")]
+macro_rules! row_blocks {
+    ($rows:expr, $block:ident) => {{
+        let rows = $rows;
+        let mut r = 0;
+        while r + 6 <= rows {
+            $block!(6, r);
+            r += 6;
+        }
+        match rows - r {
+            5 => $block!(5, r),
+            4 => $block!(4, r),
+            3 => $block!(3, r),
+            2 => $block!(2, r),
+            1 => $block!(1, r),
+            _ => {}
+        }
+    }};
+}
+#[cfg(target_arch = "x86_64")]
+pub(crate) use row_blocks;
+
 /// A weight `[n, k]` packed in panels (see the module documentation).
 #[derive(Clone, Debug)]
 pub(crate) struct Panels<W> {
