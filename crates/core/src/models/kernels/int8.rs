@@ -81,10 +81,18 @@ impl PanelKernel for Int8Weight {
 
     fn dot_panel(xq: &[u8], stride: usize, rows: usize, w: &[i8], groups: usize, acc: &mut [i32]) {
         #[cfg(target_arch = "x86_64")]
-        if vnni() {
-            // SAFETY: vnni() reports AVX-512 F/BW and VNNI only when the CPU has them.
-            unsafe { vnni_panel(xq, stride, rows, w, groups, acc) };
-            return;
+        {
+            use super::math::{isa, Isa};
+            if vnni() {
+                // SAFETY: vnni() reports AVX-512 F/BW and VNNI only when the CPU has them.
+                unsafe { vnni_panel(xq, stride, rows, w, groups, acc) };
+                return;
+            }
+            if isa() >= Isa::Avx2 {
+                // SAFETY: isa() reports AVX2 or better only when the CPU has AVX2.
+                unsafe { avx2_panel(xq, stride, rows, w, groups, acc) };
+                return;
+            }
         }
         dot_panel_portable(xq, stride, rows, w, groups, acc);
     }
@@ -188,6 +196,63 @@ multiversion! {
 fn vnni() -> bool {
     use super::math::{isa, Isa};
     isa() == Isa::Avx512 && std::arch::is_x86_feature_detected!("avx512vnni")
+}
+
+/// The same sums without VNNI, on AVX2: `vpmaddubsw` multiplies unsigned by signed bytes and
+/// adds pairs into i16, which saturates for `q + 128` activations; so the activation's sign is
+/// moved onto the weight (`|q| * (w * sign(q))`, pairs at most 2 * 127 * 127, exact), `vpmaddwd`
+/// adds the pairs into the i32 sum of each column's four products, and `128 * sum(w)` per
+/// column (computed once per panel) gives the sums of the stored `q + 128`, as VNNI's. One row
+/// at a time: eight i32 accumulators for the panel's 64 columns.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn avx2_panel(
+    xq: &[u8],
+    stride: usize,
+    rows: usize,
+    w: &[i8],
+    groups: usize,
+    acc: &mut [i32],
+) {
+    use std::arch::x86_64::*;
+    debug_assert!(rows == 0 || xq.len() >= (rows - 1) * stride + groups * GROUP);
+    debug_assert!(w.len() >= groups * PANEL * GROUP);
+    debug_assert!(acc.len() >= rows * PANEL);
+    const VECTORS: usize = PANEL * GROUP / 32;
+    let ones16 = _mm256_set1_epi16(1);
+    let ones8 = _mm256_set1_epi8(1);
+    let flip = _mm256_set1_epi8(i8::MIN);
+    let wp = w.as_ptr();
+    // SAFETY (all loads): group g of the panel is PANEL * GROUP bytes at g * PANEL * GROUP,
+    // row r has groups * GROUP bytes at r * stride, acc has rows * PANEL values (checked
+    // above).
+    let weights =
+        |g: usize, j: usize| _mm256_loadu_si256(wp.add(g * PANEL * GROUP + j * 32).cast());
+    let mut column_sums = [_mm256_setzero_si256(); VECTORS];
+    for g in 0..groups {
+        for (j, sum) in column_sums.iter_mut().enumerate() {
+            let pairs = _mm256_maddubs_epi16(ones8, weights(g, j));
+            *sum = _mm256_add_epi32(*sum, _mm256_madd_epi16(pairs, ones16));
+        }
+    }
+    for r in 0..rows {
+        let x = xq.as_ptr().add(r * stride);
+        let mut sums = [_mm256_setzero_si256(); VECTORS];
+        for g in 0..groups {
+            let four = x.add(g * GROUP).cast::<i32>().read_unaligned();
+            // The stored q + 128 with its top bit flipped is q as a signed byte.
+            let q = _mm256_xor_si256(_mm256_set1_epi32(four), flip);
+            let magnitude = _mm256_abs_epi8(q);
+            for (j, sum) in sums.iter_mut().enumerate() {
+                let pairs = _mm256_maddubs_epi16(magnitude, _mm256_sign_epi8(weights(g, j), q));
+                *sum = _mm256_add_epi32(*sum, _mm256_madd_epi16(pairs, ones16));
+            }
+        }
+        for (j, (sum, columns)) in sums.iter().zip(&column_sums).enumerate() {
+            let total = _mm256_add_epi32(*sum, _mm256_slli_epi32::<7>(*columns));
+            _mm256_storeu_si256(acc.as_mut_ptr().add(r * PANEL + j * 8).cast(), total);
+        }
+    }
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -359,6 +424,34 @@ mod tests {
         let mut zeros = vec![0u8; 40];
         assert_eq!(quantize_row(&[0.0; 40], &mut zeros), 1.0);
         assert!(zeros.iter().all(|&q| q == 128));
+    }
+
+    #[test]
+    fn extreme_values_do_not_saturate() {
+        // Every product at +-127 * 127: the largest pair sums the byte instructions see.
+        let (m, k, n) = (3, 64, 70);
+        let weight: Vec<f32> = (0..n * k)
+            .map(|i| if i % 3 == 0 { -1.0 } else { 1.0 })
+            .collect();
+        let x: Vec<f32> = (0..m * k)
+            .map(|i| if i % 5 < 2 { -1.0 } else { 1.0 })
+            .collect();
+        let w = Int8Weight::quantize(&weight, n, k);
+        let want = reference(&x, m, &w);
+        for r in 0..m {
+            for j in 0..n {
+                let exact: f32 = (0..k).map(|i| x[r * k + i] * weight[j * k + i]).sum();
+                assert!(
+                    (want[r * n + j] - exact).abs() < 1e-3,
+                    "reference [{r}, {j}]"
+                );
+            }
+        }
+        forced::each(|choice| {
+            let mut got = vec![f32::NAN; m * n];
+            w.matmul(&x, m, &mut got);
+            assert_eq!(got, want, "{choice:?}");
+        });
     }
 
     #[test]
