@@ -10,7 +10,7 @@
 use super::math::multiversion;
 #[cfg(target_arch = "x86_64")]
 use super::packed::row_blocks;
-use super::packed::{PanelKernel, Panels, PANEL};
+use super::packed::{PanelKernel, Panels, RowCode, PANEL};
 
 /// Inputs per pair (the values one `vdpbf16ps` lane takes).
 const PAIR: usize = 2;
@@ -71,9 +71,9 @@ impl PanelKernel for Bf16Weight {
         &self.panels
     }
 
-    fn encode_row(row: &[f32], out: &mut [u16]) -> f32 {
+    fn encode_row(row: &[f32], out: &mut [u16]) -> RowCode {
         round_row(row, out);
-        1.0
+        RowCode::IDENTITY
     }
 
     fn dot_panel(xb: &[u16], stride: usize, rows: usize, w: &[u16], pairs: usize, acc: &mut [f32]) {
@@ -86,7 +86,7 @@ impl PanelKernel for Bf16Weight {
         dot_panel_portable(xb, stride, rows, w, pairs, acc);
     }
 
-    fn finish(&self, acc: &[f32], _scale: f32, _c0: usize, y: &mut [f32]) {
+    fn finish(&self, acc: &[f32], _code: RowCode, _c0: usize, y: &mut [f32]) {
         y.copy_from_slice(acc);
     }
 }

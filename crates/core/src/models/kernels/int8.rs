@@ -12,7 +12,7 @@
 use super::math::multiversion;
 #[cfg(target_arch = "x86_64")]
 use super::packed::row_blocks;
-use super::packed::{PanelKernel, Panels, PANEL};
+use super::packed::{PanelKernel, Panels, RowCode, PANEL};
 
 /// Inputs per group (the bytes one `vpdpbusd` lane takes).
 const GROUP: usize = 4;
@@ -25,8 +25,8 @@ pub(crate) struct Int8Weight {
     panels: Panels<i8>,
     /// Per output column: the f32 value of one quantization step.
     scales: Vec<f32>,
-    /// Per output column: `128 * sum_k q[n, k]`, the offset the unsigned activations add.
-    offsets: Vec<i32>,
+    /// Per output column: `sum_k q[n, k]`, times which the activations' offsets are removed.
+    column_sums: Vec<i32>,
 }
 
 impl Int8Weight {
@@ -39,17 +39,17 @@ impl Int8Weight {
 
     /// Packs quantized values `q` `[n, k]` with their per-output `scales`.
     pub(crate) fn from_quantized(q: &[i8], scales: Vec<f32>, n: usize, k: usize) -> Self {
-        let offsets = q
+        let column_sums = q
             .chunks(k.max(1))
             .take(n)
-            .map(|row| 128 * row.iter().map(|&v| i32::from(v)).sum::<i32>())
+            .map(|row| row.iter().map(|&v| i32::from(v)).sum::<i32>())
             .chain(std::iter::repeat(0))
             .take(n)
             .collect();
         Int8Weight {
             panels: Panels::pack(q, n, k, GROUP, |v| v),
             scales,
-            offsets,
+            column_sums,
         }
     }
 
@@ -75,7 +75,7 @@ impl PanelKernel for Int8Weight {
         &self.panels
     }
 
-    fn encode_row(row: &[f32], out: &mut [u8]) -> f32 {
+    fn encode_row(row: &[f32], out: &mut [u8]) -> RowCode {
         quantize_row(row, out)
     }
 
@@ -97,14 +97,16 @@ impl PanelKernel for Int8Weight {
         dot_panel_portable(xq, stride, rows, w, groups, acc);
     }
 
-    fn finish(&self, acc: &[i32], sx: f32, c0: usize, y: &mut [f32]) {
-        for (((y, &a), &offset), &sw) in y
+    /// The sums are of the stored `q + 128`: `(128 + zero) * sum(w)` comes off each.
+    fn finish(&self, acc: &[i32], code: RowCode, c0: usize, y: &mut [f32]) {
+        let offset = 128 + code.zero;
+        for (((y, &a), &sum), &sw) in y
             .iter_mut()
             .zip(acc)
-            .zip(&self.offsets[c0..])
+            .zip(&self.column_sums[c0..])
             .zip(&self.scales[c0..])
         {
-            *y = (a - offset) as f32 * (sx * sw);
+            *y = (a - offset * sum) as f32 * (code.scale * sw);
         }
     }
 }
@@ -127,43 +129,57 @@ pub(crate) fn quantize_symmetric(w: &[f32], cols: usize) -> (Vec<i8>, Vec<f32>) 
     (q, scales)
 }
 
-/// Quantizes one row to `q + 128` in `out` (padded with 128, the unsigned zero); returns the
-/// step `max|x| / 127` (1 for a row of zeros).
-fn quantize_row(row: &[f32], out: &mut [u8]) -> f32 {
-    let mut scale = 1.0;
-    quantize_row_into(row, out, &mut scale);
-    scale
+/// Quantizes one row to `q + 128` in `out` (the padding past the row, whose weights are 0,
+/// is left as it is), `q` in -127..=127 with a step
+/// and a zero point of its own: `x ~ scale * (q - zero)`, the 255 levels spread from the row's
+/// smallest value to its largest (each widened to include 0, which stays exact). A row
+/// symmetric about 0 gets `zero = 0` and `scale = max|x| / 127`; a skewed one (the GELU
+/// outputs the FFN's second layer reads) up to twice the resolution. A row of zeros (or with
+/// a value that is not finite) gets step 1.
+fn quantize_row(row: &[f32], out: &mut [u8]) -> RowCode {
+    let mut code = RowCode::IDENTITY;
+    quantize_row_into(row, out, &mut code);
+    code
 }
 
 multiversion! {
-    /// [`quantize_row`], in arithmetic the compiler vectorises: the largest magnitude over
+    /// [`quantize_row`], in arithmetic the compiler vectorises: smallest and largest over
     /// sixteen lanes, and rounding to the nearest integer (ties to even) by adding and
     /// subtracting 1.5 * 2^23, whose bits then hold the integer (no float-to-int conversion,
     /// no call to `roundf`); the same values on every instruction set.
-    fn quantize_row_into(row: &[f32], out: &mut [u8], scale_out: &mut f32) {
+    fn quantize_row_into(row: &[f32], out: &mut [u8], code: &mut RowCode) {
         const SHIFTER: f32 = 12_582_912.0;
-        let larger = |m: f32, x: f32| if x > m { x } else { m };
-        let chunks = row.chunks_exact(16);
-        let mut max = chunks.remainder().iter().fold(0f32, |m, x| larger(m, x.abs()));
-        let mut lanes = [0f32; 16];
-        for chunk in chunks {
-            for (lane, x) in lanes.iter_mut().zip(chunk) {
-                *lane = larger(*lane, x.abs());
+        // Extremes over sixteen lanes each, starting from 0 (the range always holds 0).
+        #[inline(always)]
+        fn extreme(row: &[f32], pick: impl Fn(f32, f32) -> f32) -> f32 {
+            let chunks = row.chunks_exact(16);
+            let tail = chunks.remainder().iter().fold(0f32, |m, &x| pick(m, x));
+            let mut lanes = [0f32; 16];
+            for chunk in chunks {
+                for (lane, &x) in lanes.iter_mut().zip(chunk) {
+                    *lane = pick(*lane, x);
+                }
             }
+            lanes.iter().fold(tail, |m, &x| pick(m, x))
         }
-        max = lanes.iter().fold(max, |m, &x| larger(m, x));
-        let scale = if max > 0.0 && max.is_finite() {
-            max / QMAX
+        let lo = extreme(row, |m, x| if x < m { x } else { m });
+        let hi = extreme(row, |m, x| if x > m { x } else { m });
+        let range = hi - lo;
+        let rounded = |v: f32| (v + SHIFTER).to_bits() as i32 - SHIFTER.to_bits() as i32;
+        *code = if range > 0.0 && range.is_finite() {
+            let scale = range / (2.0 * QMAX);
+            // The level of 0: lo goes to -127.
+            let zero = rounded(-QMAX - lo / scale).clamp(-127, 127);
+            RowCode { scale, zero }
         } else {
-            1.0
+            RowCode::IDENTITY
         };
-        let inv = 1.0 / scale;
-        let zero = SHIFTER.to_bits() as i32;
+        let inv = 1.0 / code.scale;
+        let zero = code.zero as f32;
         for (q, x) in out.iter_mut().zip(row) {
-            let v = (x * inv).clamp(-QMAX, QMAX);
-            *q = ((v + SHIFTER).to_bits() as i32 - zero + 128) as u8;
+            let v = (x * inv + zero).clamp(-QMAX, QMAX);
+            *q = (rounded(v) + 128) as u8;
         }
-        *scale_out = scale;
     }
 }
 
@@ -344,14 +360,15 @@ mod tests {
         for r in 0..m {
             let row = &x[r * k..(r + 1) * k];
             let mut q = vec![128u8; k];
-            let sx = quantize_row(row, &mut q);
+            let code = quantize_row(row, &mut q);
+            let zero = 128 + i64::from(code.zero);
             for j in 0..n {
                 let acc: i64 = q
                     .iter()
                     .enumerate()
-                    .map(|(i, &v)| (i64::from(v) - 128) * i64::from(w.panels.get(j, i)))
+                    .map(|(i, &v)| (i64::from(v) - zero) * i64::from(w.panels.get(j, i)))
                     .sum();
-                out[r * n + j] = acc as i32 as f32 * (sx * w.scales[j]);
+                out[r * n + j] = acc as i32 as f32 * (code.scale * w.scales[j]);
             }
         }
         out
@@ -413,17 +430,51 @@ mod tests {
             .collect();
         forced::each(|choice| {
             let mut out = [0u8; 12];
-            assert_eq!(quantize_row(&row, &mut out), 1.0, "{choice:?}");
+            assert_eq!(
+                quantize_row(&row, &mut out),
+                RowCode::IDENTITY,
+                "{choice:?}"
+            );
             assert_eq!(&out[..row.len()], &want[..], "{choice:?}");
         });
-        // Rows longer than one vector, and a row of zeros (step 1, all 128).
-        let long = values(100, 9);
-        let max = long.iter().fold(0f32, |m, x| m.max(x.abs()));
-        let mut out = vec![0u8; 100];
-        assert_eq!(quantize_row(&long, &mut out), max / 127.0);
+        // A row of zeros: step 1, all 128.
         let mut zeros = vec![0u8; 40];
-        assert_eq!(quantize_row(&[0.0; 40], &mut zeros), 1.0);
+        assert_eq!(quantize_row(&[0.0; 40], &mut zeros), RowCode::IDENTITY);
         assert!(zeros.iter().all(|&q| q == 128));
+    }
+
+    #[test]
+    fn skewed_rows_get_a_zero_point() {
+        // From -1 to 3 (GELU-like): 254 steps over the range, 0 on a level of its own.
+        let mut row = values(100, 9);
+        row.iter_mut().for_each(|v| *v = 1.0 + 2.0 * *v);
+        row[3] = -1.0;
+        row[50] = 3.0;
+        row[70] = 0.0;
+        forced::each(|choice| {
+            let mut out = vec![128u8; 104];
+            let code = quantize_row(&row, &mut out);
+            assert_eq!(code.scale, 4.0 / 254.0, "{choice:?}");
+            // -127 + 1 / step = -63.5: ties to even.
+            assert_eq!(code.zero, -64, "{choice:?}");
+            assert_eq!((out[3], out[70]), (1, 64), "{choice:?}");
+            assert!(out[50] >= 254, "{choice:?}");
+            assert!(
+                out[100..].iter().all(|&q| q == 128),
+                "padding is left alone"
+            );
+            for (q, x) in out.iter().zip(&row) {
+                let back = code.scale * (i32::from(*q) - 128 - code.zero) as f32;
+                assert!(
+                    (back - x).abs() <= code.scale / 2.0 + 1e-6,
+                    "{choice:?}: {x} -> {back}"
+                );
+            }
+        });
+        // Only positive values: the range still starts at 0.
+        let mut out = vec![0u8; 4];
+        let code = quantize_row(&[0.5, 1.0, 2.0, 0.25], &mut out);
+        assert_eq!((code.scale, code.zero), (2.0 / 254.0, -127));
     }
 
     #[test]

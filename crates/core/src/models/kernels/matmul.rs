@@ -8,7 +8,7 @@
 
 use gemm::{gemm, Parallelism};
 
-use super::packed::{PanelKernel, Panels, PANEL};
+use super::packed::{PanelKernel, Panels, RowCode, PANEL};
 
 /// A weight `[n, k]` (PyTorch's `[out, in]`) in f32, packed for gemm.
 #[derive(Clone, Debug)]
@@ -38,9 +38,9 @@ impl PanelKernel for F32Weight {
         &self.panels
     }
 
-    fn encode_row(row: &[f32], out: &mut [f32]) -> f32 {
+    fn encode_row(row: &[f32], out: &mut [f32]) -> RowCode {
         out.copy_from_slice(row);
-        1.0
+        RowCode::IDENTITY
     }
 
     fn dot_panel(x: &[f32], stride: usize, rows: usize, w: &[f32], k: usize, acc: &mut [f32]) {
@@ -75,7 +75,7 @@ impl PanelKernel for F32Weight {
         }
     }
 
-    fn finish(&self, acc: &[f32], _scale: f32, _c0: usize, y: &mut [f32]) {
+    fn finish(&self, acc: &[f32], _code: RowCode, _c0: usize, y: &mut [f32]) {
         y.copy_from_slice(acc);
     }
 }

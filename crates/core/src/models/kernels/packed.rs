@@ -147,6 +147,21 @@ impl<W: Copy + Default + Send + Sync> Panels<W> {
     }
 }
 
+/// How an encoded row of `x` maps back to its values: `x ~ scale * (q - zero)`.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub(crate) struct RowCode {
+    pub(crate) scale: f32,
+    pub(crate) zero: i32,
+}
+
+impl RowCode {
+    /// Values kept as they are (the float formats).
+    pub(crate) const IDENTITY: RowCode = RowCode {
+        scale: 1.0,
+        zero: 0,
+    };
+}
+
 /// One packed number format: how rows of `x` are encoded, how a panel is multiplied and how
 /// its sums become outputs.
 pub(crate) trait PanelKernel: Sync {
@@ -165,8 +180,8 @@ pub(crate) trait PanelKernel: Sync {
 
     fn panels(&self) -> &Panels<Self::W>;
 
-    /// Encodes `row` into `out` (as long as `row`, then padding); returns the row's scale.
-    fn encode_row(row: &[f32], out: &mut [Self::X]) -> f32;
+    /// Encodes `row` into `out` (as long as `row`, then padding); returns how to decode it.
+    fn encode_row(row: &[f32], out: &mut [Self::X]) -> RowCode;
 
     /// `acc[r][c] = sum_i x[r][i] * w[c][i]` for `rows` encoded rows (`stride` apart) and
     /// one panel, `acc` (zeroed by the caller) rows `PANEL` wide.
@@ -179,9 +194,9 @@ pub(crate) trait PanelKernel: Sync {
         acc: &mut [Self::Acc],
     );
 
-    /// The outputs `y` (columns `c0..c0 + y.len()` of a row whose scale is `row_scale`) from
-    /// their sums.
-    fn finish(&self, acc: &[Self::Acc], row_scale: f32, c0: usize, y: &mut [f32]);
+    /// The outputs `y` (columns `c0..c0 + y.len()` of a row encoded as `code`) from their
+    /// sums.
+    fn finish(&self, acc: &[Self::Acc], code: RowCode, c0: usize, y: &mut [f32]);
 
     /// `y = x W^T` for `x` `[m, k]`, into `out` `[m, n]`, on the thread pool.
     fn matmul(&self, x: &[f32], m: usize, out: &mut [f32]) {
@@ -198,11 +213,11 @@ pub(crate) trait PanelKernel: Sync {
         }
         let stride = groups * Self::LANE;
         let mut xs = vec![Self::X_ZERO; m * stride];
-        let mut row_scales = vec![0f32; m];
+        let mut codes = vec![RowCode::IDENTITY; m];
         xs.par_chunks_mut(stride)
             .zip(x.par_chunks(k.max(1)))
-            .zip(row_scales.par_iter_mut())
-            .for_each(|((encoded, row), scale)| *scale = Self::encode_row(row, encoded));
+            .zip(codes.par_iter_mut())
+            .for_each(|((encoded, row), code)| *code = Self::encode_row(row, encoded));
         let n_panels = n.div_ceil(PANEL);
         let rows_per_task = m.min(Self::ROWS_PER_TASK);
         let blocks = m.div_ceil(rows_per_task);
@@ -229,12 +244,7 @@ pub(crate) trait PanelKernel: Sync {
                     // SAFETY: row first + r, columns c0..c0 + width of the [m, n] output
                     // belong to this task alone.
                     let y = unsafe { out.slice((first + r) * n + c0, width) };
-                    self.finish(
-                        &acc[r * PANEL..r * PANEL + width],
-                        row_scales[first + r],
-                        c0,
-                        y,
-                    );
+                    self.finish(&acc[r * PANEL..r * PANEL + width], codes[first + r], c0, y);
                 }
             },
         );
