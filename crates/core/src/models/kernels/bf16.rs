@@ -46,7 +46,7 @@ impl Bf16Weight {
     /// Rounds `w` `[n, k]` (PyTorch's `[out, in]`, row-major) to bf16 and packs it.
     pub(crate) fn from_f32(w: &[f32], n: usize, k: usize) -> Self {
         Bf16Weight {
-            panels: Panels::pack(w, n, k, PAIR, to_bf16),
+            panels: Panels::pack::<_, PAIR>(w, n, k, to_bf16),
         }
     }
 

@@ -47,7 +47,7 @@ impl Int8Weight {
             .take(n)
             .collect();
         Int8Weight {
-            panels: Panels::pack(q, n, k, GROUP, |v| v),
+            panels: Panels::pack::<_, GROUP>(q, n, k, |v| v),
             scales,
             column_sums,
         }
@@ -116,17 +116,46 @@ impl PanelKernel for Int8Weight {
 /// quantizer of the engine: at load and in [`crate::quantize`], so that both give the same
 /// values.
 pub(crate) fn quantize_symmetric(w: &[f32], cols: usize) -> (Vec<i8>, Vec<f32>) {
+    use rayon::prelude::*;
+    let cols = cols.max(1);
     let mut q = vec![0i8; w.len()];
-    let mut scales = Vec::with_capacity(w.len() / cols.max(1));
-    for (row, out) in w.chunks_exact(cols).zip(q.chunks_exact_mut(cols)) {
-        let max = row.iter().fold(0f32, |m, x| m.max(x.abs()));
+    let mut scales = vec![0f32; w.len() / cols];
+    q.par_chunks_exact_mut(cols)
+        .zip(w.par_chunks_exact(cols))
+        .zip(scales.par_iter_mut())
+        .for_each(|((out, row), scale)| quantize_weight_row(row, out, scale));
+    (q, scales)
+}
+
+/// The largest magnitude of `xs` (0 for none), over sixteen lanes so that it vectorises.
+#[inline(always)]
+fn lane_max_abs(xs: &[f32]) -> f32 {
+    let larger = |m: f32, x: f32| if x > m { x } else { m };
+    let chunks = xs.chunks_exact(16);
+    let tail = chunks
+        .remainder()
+        .iter()
+        .fold(0f32, |m, x| larger(m, x.abs()));
+    let mut lanes = [0f32; 16];
+    for chunk in chunks {
+        for (lane, x) in lanes.iter_mut().zip(chunk) {
+            *lane = larger(*lane, x.abs());
+        }
+    }
+    lanes.iter().fold(tail, |m, &x| larger(m, x))
+}
+
+multiversion! {
+    /// One row of [`quantize_symmetric`]; vectorised (`round` and the division included) on
+    /// the x86-64 instruction sets that have them, the same values everywhere.
+    fn quantize_weight_row(row: &[f32], out: &mut [i8], scale_out: &mut f32) {
+        let max = lane_max_abs(row);
         let scale = if max > 0.0 { max / QMAX } else { 1.0 };
         for (o, x) in out.iter_mut().zip(row) {
             *o = (x / scale).round().clamp(-QMAX, QMAX) as i8;
         }
-        scales.push(scale);
+        *scale_out = scale;
     }
-    (q, scales)
 }
 
 /// Quantizes one row to `q + 128` in `out` (the padding past the row, whose weights are 0,

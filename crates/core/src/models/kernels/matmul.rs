@@ -20,7 +20,7 @@ impl F32Weight {
     /// Packs `w` `[n, k]` (row-major).
     pub(crate) fn new(w: &[f32], n: usize, k: usize) -> Self {
         F32Weight {
-            panels: Panels::pack(w, n, k, 1, |v| v),
+            panels: Panels::pack::<_, 1>(w, n, k, |v| v),
         }
     }
 }

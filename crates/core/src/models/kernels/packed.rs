@@ -80,14 +80,15 @@ pub(crate) struct Panels<W> {
 }
 
 impl<W: Copy + Default + Send + Sync> Panels<W> {
-    /// Packs `w` `[n, k]`, row-major, converting each value with `convert`.
-    pub(crate) fn pack<T: Copy + Sync>(
+    /// Packs `w` `[n, k]`, row-major, converting each value with `convert`, `LANE` inputs per
+    /// group (a constant, so that the index arithmetic is shifts and masks).
+    pub(crate) fn pack<T: Copy + Sync, const LANE: usize>(
         w: &[T],
         n: usize,
         k: usize,
-        lane: usize,
         convert: impl Fn(T) -> W + Sync,
     ) -> Self {
+        let lane = LANE;
         debug_assert_eq!(w.len(), n * k);
         let groups = k.div_ceil(lane);
         let panel_len = groups * PANEL * lane;
