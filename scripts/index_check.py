@@ -93,12 +93,11 @@ def main() -> int:
         print(f"index_check: {args.data} not found (give --data)", file=sys.stderr)
         return 2
 
-    import pyarrow.parquet as pq
     import torch
 
     sys.path.insert(0, str(REPO / "python"))
     import latebird
-    from latebird._outputs import arrow_to_embeddings
+    from latebird.parquet import read_embeddings
     from pylate import models
 
     torch.set_num_threads(int(os.environ.get("RAYON_NUM_THREADS", "2")))
@@ -113,12 +112,7 @@ def main() -> int:
                      "--format", "parquet", "--shard-size", "32")  # fmt: skip
         latebird_cli("encode", "--model", str(args.model), "--queries", str(args.data),
                      "--field", "title", "--output", str(work / "queries.npz"))  # fmt: skip
-        shard_ids: list[str] = []
-        lb_documents: list[np.ndarray] = []
-        for shard in sorted((work / "documents").glob("part-*.parquet")):
-            table = pq.read_table(shard)
-            shard_ids += table.column("id").to_pylist()
-            lb_documents += arrow_to_embeddings(table.column("embedding"))
+        shard_ids, lb_documents = read_embeddings(work / "documents")
         with np.load(work / "queries.npz") as z:
             lb_queries = [z[f"embedding_{i}"] for i in range(len(z["ids"]))]
         assert shard_ids == ids, "the Parquet shards do not hold the corpus ids in order"

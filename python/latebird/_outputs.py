@@ -3,9 +3,9 @@
 Every writer takes the embeddings chunk by chunk (`add`) and holds none of them after the
 call returns, so memory stays bounded whatever the number of texts:
 
-- npz: each `embedding_{i}` entry is written into the zip as it comes; the ids and lengths,
-  whose sizes grow with the input, are spooled to temporary files and copied in as the
-  `ids` and `lengths` entries at the end.
+- npz: each `embedding_{i}` entry is written into the zip as it comes; the ids, lengths and
+  the zip's central directory, whose sizes grow with the input, are spooled to temporary
+  files and copied in at the end (`StoredZip`).
 - npy: the padded `[n, max_tokens, dim]` shape is known only at the end, so the rows are
   spooled to a temporary file beside the output and copied, padded, in a second pass over
   that file (no re-encoding; the disk briefly holds the unpadded rows as well).
@@ -20,12 +20,15 @@ at the end, so a failed or interrupted run leaves no half-written file.
 
 from __future__ import annotations
 
+import io
 import json
 import os
+import shutil
+import struct
 import sys
 import tempfile
-import zipfile
-from collections.abc import Sequence
+import zlib
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import IO, Any
 
 import numpy as np
@@ -111,22 +114,21 @@ class _Spool:
         self.count += len(lengths)
         self.longest_text = max([self.longest_text, *lengths])
 
-    def write_ids(self, out: IO[bytes]) -> None:
+    def ids_npy(self) -> Iterator[bytes]:
+        """The `ids` array as .npy bytes, block by block, read from the spool."""
         dtype = np.dtype(f"<U{self.longest_id}")
-        np.lib.format.write_array_header_1_0(
-            out, {"descr": dtype.str, "fortran_order": False, "shape": (self.count,)}
-        )
+        yield _npy_header({"descr": dtype.str, "fortran_order": False, "shape": (self.count,)})
         self.ids.seek(0)
         chunk: list[str] = []
         for line in self.ids:
             chunk.append(json.loads(line))
             if len(chunk) == 65536:
-                out.write(np.array(chunk, dtype=dtype).tobytes())
+                yield np.array(chunk, dtype=dtype).tobytes()
                 chunk = []
         if chunk:
-            out.write(np.array(chunk, dtype=dtype).tobytes())
+            yield np.array(chunk, dtype=dtype).tobytes()
 
-    def iter_lengths(self) -> Any:
+    def iter_lengths(self) -> Iterator[int]:
         self.lengths.seek(0)
         while True:
             block = self.lengths.read(8 * 65536)
@@ -134,17 +136,155 @@ class _Spool:
                 return
             yield from np.frombuffer(block, dtype="<i8").tolist()
 
-    def write_lengths(self, out: IO[bytes]) -> None:
-        np.lib.format.write_array_header_1_0(
-            out, {"descr": "<i8", "fortran_order": False, "shape": (self.count,)}
-        )
+    def lengths_npy(self) -> Iterator[bytes]:
+        """The `lengths` array as .npy bytes, block by block, read from the spool."""
+        yield _npy_header({"descr": "<i8", "fortran_order": False, "shape": (self.count,)})
         self.lengths.seek(0)
-        for block in iter(lambda: self.lengths.read(1 << 20), b""):
-            out.write(block)
+        yield from iter(lambda: self.lengths.read(1 << 20), b"")
 
     def close(self) -> None:
         self.ids.close()
         self.lengths.close()
+
+
+def _npy_header(header: dict) -> bytes:
+    out = io.BytesIO()
+    np.lib.format.write_array_header_1_0(out, header)
+    return out.getvalue()
+
+
+def _npy_bytes(array: np.ndarray) -> bytes:
+    out = io.BytesIO()
+    np.lib.format.write_array(out, np.ascontiguousarray(array), allow_pickle=False)
+    return out.getvalue()
+
+
+class StoredZip:
+    """A ZIP archive of uncompressed entries (what `numpy.savez` writes), written entry by
+    entry with its central directory spooled to a temporary file: `zipfile.ZipFile` keeps
+    one `ZipInfo` (about 400 bytes) per entry in memory until it closes, which grows with
+    the number of texts. ZIP64 records are written where sizes, offsets or the entry count
+    need them."""
+
+    DOS_DATE = (0 << 9) | (1 << 5) | 1  # 1980-01-01, the earliest date ZIP can hold
+    LIMIT32 = 0xFFFFFFFF
+
+    def __init__(self, path: str) -> None:
+        self.f = open(path, "wb")
+        self.directory = tempfile.TemporaryFile(dir=os.path.dirname(os.path.abspath(path)))
+        self.count = 0
+
+    def write(self, name: str, data: bytes) -> None:
+        """An entry held in memory."""
+        self._entry(name, zlib.crc32(data), len(data), [data])
+
+    def write_stream(self, name: str, blocks: Callable[[], Iterator[bytes]]) -> None:
+        """An entry too large to hold: `blocks()` is read twice (checksum, then data)."""
+        crc, size = 0, 0
+        for block in blocks():
+            crc = zlib.crc32(block, crc)
+            size += len(block)
+        self._entry(name, crc, size, blocks())
+
+    def _entry(self, name: str, crc: int, size: int, blocks: Iterable[bytes]) -> None:
+        raw = name.encode("ascii")
+        offset = self.f.tell()
+        big = size >= self.LIMIT32
+        local_extra = struct.pack("<HHQQ", 1, 16, size, size) if big else b""
+        short = self.LIMIT32 if big else size
+        self.f.write(
+            struct.pack(
+                "<IHHHHHIIIHH",
+                0x04034B50,
+                45 if big else 20,
+                0,
+                0,
+                0,
+                self.DOS_DATE,
+                crc,
+                short,
+                short,
+                len(raw),
+                len(local_extra),
+            )
+            + raw
+            + local_extra
+        )
+        for block in blocks:
+            self.f.write(block)
+        fields = [size, size] if big else []
+        if offset >= self.LIMIT32:
+            fields.append(offset)
+        extra = struct.pack(f"<HH{len(fields)}Q", 1, 8 * len(fields), *fields) if fields else b""
+        self.directory.write(
+            struct.pack(
+                "<IHHHHHHIIIHHHHHII",
+                0x02014B50,
+                (3 << 8) | 45,
+                45 if extra else 20,
+                0,
+                0,
+                0,
+                self.DOS_DATE,
+                crc,
+                short,
+                short,
+                len(raw),
+                len(extra),
+                0,
+                0,
+                0,
+                0o600 << 16,
+                min(offset, self.LIMIT32),
+            )
+            + raw
+            + extra
+        )
+        self.count += 1
+
+    def close(self) -> None:
+        start = self.f.tell()
+        self.directory.seek(0)
+        shutil.copyfileobj(self.directory, self.f, 1 << 20)
+        self.directory.close()
+        size = self.f.tell() - start
+        if self.count >= 0xFFFF or start >= self.LIMIT32 or size >= self.LIMIT32:
+            record = self.f.tell()
+            self.f.write(
+                struct.pack(
+                    "<IQHHIIQQQQ",
+                    0x06064B50,
+                    44,
+                    45,
+                    45,
+                    0,
+                    0,
+                    self.count,
+                    self.count,
+                    size,
+                    start,
+                )
+            )
+            self.f.write(struct.pack("<IIQI", 0x07064B50, 0, record, 1))
+        entries = min(self.count, 0xFFFF)
+        self.f.write(
+            struct.pack(
+                "<IHHHHIIH",
+                0x06054B50,
+                0,
+                0,
+                entries,
+                entries,
+                min(size, self.LIMIT32),
+                min(start, self.LIMIT32),
+                0,
+            )
+        )
+        self.f.close()
+
+    def discard(self) -> None:
+        self.f.close()
+        self.directory.close()
 
 
 class NpzSink(Sink):
@@ -154,26 +294,23 @@ class NpzSink(Sink):
         self.path = path
         self.temp = _temp_name(path)
         self.spool = _Spool(os.path.dirname(self.temp))
-        self.zip = zipfile.ZipFile(self.temp, "w", zipfile.ZIP_STORED, allowZip64=True)
+        self.zip = StoredZip(self.temp)
 
     def add(self, ids: Sequence[Any], embeddings: Sequence[np.ndarray]) -> None:
         start = self.spool.count
         for offset, e in enumerate(embeddings):
-            with self.zip.open(f"embedding_{start + offset}.npy", "w", force_zip64=True) as f:
-                np.lib.format.write_array(f, np.ascontiguousarray(e), allow_pickle=False)
+            self.zip.write(f"embedding_{start + offset}.npy", _npy_bytes(e))
         self.spool.add(ids, [e.shape[0] for e in embeddings])
 
     def finish(self) -> None:
-        with self.zip.open("ids.npy", "w", force_zip64=True) as f:
-            self.spool.write_ids(f)
-        with self.zip.open("lengths.npy", "w", force_zip64=True) as f:
-            self.spool.write_lengths(f)
+        self.zip.write_stream("ids.npy", self.spool.ids_npy)
+        self.zip.write_stream("lengths.npy", self.spool.lengths_npy)
         self.zip.close()
         self.spool.close()
         _fsync_replace(self.temp, self.path)
 
     def abort(self) -> None:
-        self.zip.close()
+        self.zip.discard()
         self.spool.close()
         if os.path.exists(self.temp):
             os.remove(self.temp)
@@ -205,7 +342,7 @@ class NpySink(Sink):
                 "fortran_order": False,
                 "shape": (self.spool.count, longest, self.dim),
             }
-            np.lib.format.write_array_header_1_0(out, header)
+            out.write(_npy_header(header))
             for length in self.spool.iter_lengths():
                 out.write(self.rows.read(length * row_bytes))
                 out.write(bytes((longest - length) * row_bytes))
@@ -342,9 +479,10 @@ class ParquetFolder(Sink):
                 f"{self.folder}: holds the output of a different run, so it cannot be resumed "
                 f"({'; '.join(changes)}); use the same command, or a new folder"
             )
-        for name in entries:
-            if name.endswith(".tmp"):
+        for name in sorted(entries):
+            if name.endswith(".tmp"):  # what a killed run was writing
                 os.remove(os.path.join(self.folder, name))
+                entries.discard(name)
         done = 0
         index = 0
         while shard_name(index) in entries:
@@ -382,7 +520,9 @@ class ParquetFolder(Sink):
         if len(ids) > self.room():
             raise ValueError("a chunk straddles two shards")
         if self.writer is None:
-            self.writer = pa.parquet.ParquetWriter(self._temp_path(), self.schema)
+            self.writer = pa.parquet.ParquetWriter(
+                self._temp_path(), self.schema, use_dictionary=["id"]
+            )
         table = pa.Table.from_arrays(
             [
                 pa.array([str(i) for i in ids], pa.string()),

@@ -69,15 +69,13 @@ def parquet_input(path: Path, texts: list, ids: list | None = None) -> Path:
 
 def read_folder(folder: Path) -> tuple[list[str], list[np.ndarray]]:
     pytest.importorskip("pyarrow")
-    import pyarrow.parquet as pq
-    from latebird._outputs import arrow_to_embeddings
+    from latebird.parquet import read_embeddings
 
-    ids: list[str] = []
-    embeddings: list[np.ndarray] = []
-    for shard in sorted(folder.glob("part-*.parquet")):
-        table = pq.read_table(shard)
-        ids += table.column("id").to_pylist()
-        embeddings += arrow_to_embeddings(table.column("embedding"))
+    ids, embeddings = read_embeddings(folder)
+    # One shard alone reads the same rows as its part of the folder.
+    first_ids, first = read_embeddings(folder / "part-00000.parquet")
+    assert first_ids == ids[: len(first_ids)]
+    assert all(np.array_equal(a, b) for a, b in zip(first, embeddings))
     return ids, embeddings
 
 
@@ -160,12 +158,14 @@ def test_resume_after_kill(tmp_path: Path, inputs, want) -> None:
             str(inputs["jsonl"]), "--output", f"{out}/", "--shard-size", "50"]  # fmt: skip
     process = subprocess.Popen(args, env=ENV, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 120
-    while not (out / "part-00003.parquet").exists():
+    # Killed while it writes a shard: after three are finished and the next is begun.
+    while not (out / "part-00003.parquet").exists() or not list(out.glob("*.parquet.tmp")):
         assert process.poll() is None, process.stderr.read() if process.stderr else ""
         assert time.monotonic() < deadline
         time.sleep(0.005)
     process.send_signal(signal.SIGKILL)
     process.wait()
+    assert list(out.glob("part-*.parquet.tmp")), "killed between two shards"
     assert process.stderr is not None
     process.stderr.close()
     kept = {p.name: p.stat().st_mtime_ns for p in out.glob("part-*.parquet")}

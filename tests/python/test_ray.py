@@ -13,7 +13,7 @@ ray = pytest.importorskip("ray")
 pytest.importorskip("ray.data")
 
 import latebird.ray  # noqa: E402
-from latebird._outputs import arrow_to_embeddings  # noqa: E402
+from latebird.parquet import embeddings_from_arrow  # noqa: E402
 
 MODEL = str(model_dir("minilm-colbert"))
 TEXTS = [f"Text {i} on subject {i % 19}. {'More words. ' * (i % 7)}" for i in range(500)]
@@ -27,24 +27,25 @@ def cluster():
     two encoder actors run on two different nodes as on a real cluster."""
     from ray.cluster_utils import Cluster
 
-    # The workers import tests/python/ray_probe.py.
-    here = os.path.dirname(os.path.abspath(__file__))
-    path = os.environ.get("PYTHONPATH")
-    os.environ["PYTHONPATH"] = here + (os.pathsep + path if path else "")
-    os.environ["RAY_DISABLE_USAGE_STATS"] = "1"
-    nodes = Cluster(
-        initialize_head=True,
-        head_node_args={"num_cpus": 0, "include_dashboard": False},
-    )
-    try:
-        for _ in range(2):
-            nodes.add_node(num_cpus=1)
-        ray.init(address=nodes.address, logging_level="ERROR", log_to_driver=False)
-        ray.data.DataContext.get_current().enable_progress_bars = False
-        yield nodes
-    finally:
-        ray.shutdown()
-        nodes.shutdown()
+    with pytest.MonkeyPatch.context() as patch:
+        # The workers import tests/python/ray_probe.py.
+        here = os.path.dirname(os.path.abspath(__file__))
+        path = os.environ.get("PYTHONPATH")
+        patch.setenv("PYTHONPATH", here + (os.pathsep + path if path else ""))
+        patch.setenv("RAY_DISABLE_USAGE_STATS", "1")
+        nodes = Cluster(
+            initialize_head=True,
+            head_node_args={"num_cpus": 0, "include_dashboard": False},
+        )
+        try:
+            for _ in range(2):
+                nodes.add_node(num_cpus=1)
+            ray.init(address=nodes.address, logging_level="ERROR", log_to_driver=False)
+            ray.data.DataContext.get_current().enable_progress_bars = False
+            yield nodes
+        finally:
+            ray.shutdown()
+            nodes.shutdown()
 
 
 def test_two_workers_equal_one_process(cluster, minilm) -> None:
@@ -53,7 +54,7 @@ def test_two_workers_equal_one_process(cluster, minilm) -> None:
     encoded = latebird.ray.encode(dataset, MODEL, workers=2, cpus_per_worker=1, rows_per_batch=64)
     table = pa.concat_tables(ray.get(encoded.to_arrow_refs()))
     assert table.column_names == ["id", "text", "embeddings"]
-    got = dict(zip(table.column("id").to_pylist(), arrow_to_embeddings(table["embeddings"])))
+    got = dict(zip(table.column("id").to_pylist(), embeddings_from_arrow(table["embeddings"])))
     assert sorted(got) == sorted(item["id"] for item in items)
     want = minilm.encode(TEXTS, is_query=False)
     for i, w in enumerate(want):
@@ -108,7 +109,7 @@ def test_encoder_takes_numpy_pandas_and_arrow_batches(minilm) -> None:
     for got, w in zip(frame["embeddings"], want):
         np.testing.assert_array_equal(got, w)
     table = encoder(pa.table({"text": TEXTS[:5]}))
-    for got, w in zip(arrow_to_embeddings(table["embeddings"]), want):
+    for got, w in zip(embeddings_from_arrow(table["embeddings"]), want):
         np.testing.assert_array_equal(got, w)
     with pytest.raises(TypeError, match="row 1 of the batch is NoneType"):
         encoder({"text": np.array(["a", None], dtype=object)})

@@ -30,31 +30,32 @@ def spark():
     from pyspark import SparkContext
     from pyspark.sql import SparkSession
 
-    os.environ["PYSPARK_PYTHON"] = sys.executable
-    os.environ["PYSPARK_DRIVER_PYTHON"] = sys.executable
-    session = (
-        SparkSession.builder.master("local[2]")
-        .appName("latebird-test")
-        .config("spark.ui.enabled", "false")
-        .config("spark.sql.shuffle.partitions", "2")
-        .config("spark.sql.execution.arrow.maxRecordsPerBatch", "64")
-        .getOrCreate()
-    )
-    session.sparkContext.setLogLevel("ERROR")
-    gateway = SparkContext._gateway
-    try:
-        yield session
-    finally:
-        session.stop()
-        # Stop the JVM too: nothing keeps running after the tests.
-        if gateway is not None:
-            gateway.shutdown()
-            process = getattr(gateway, "proc", None)
-            if process is not None:
-                process.terminate()
-                process.wait(timeout=60)
-        SparkContext._gateway = None
-        SparkContext._jvm = None
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("PYSPARK_PYTHON", sys.executable)
+        patch.setenv("PYSPARK_DRIVER_PYTHON", sys.executable)
+        session = (
+            SparkSession.builder.master("local[2]")
+            .appName("latebird-test")
+            .config("spark.ui.enabled", "false")
+            .config("spark.sql.shuffle.partitions", "2")
+            .config("spark.sql.execution.arrow.maxRecordsPerBatch", "64")
+            .getOrCreate()
+        )
+        session.sparkContext.setLogLevel("ERROR")
+        gateway = SparkContext._gateway
+        try:
+            yield session
+        finally:
+            session.stop()
+            # Stop the JVM too: nothing keeps running after the tests.
+            if gateway is not None:
+                gateway.shutdown()
+                process = getattr(gateway, "proc", None)
+                if process is not None:
+                    process.terminate()
+                    process.wait(timeout=60)
+            SparkContext._gateway = None
+            SparkContext._jvm = None
 
 
 def collect(frame) -> dict:
