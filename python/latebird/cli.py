@@ -60,6 +60,9 @@ def _load_model(args: argparse.Namespace) -> Any:
     from . import LatebirdError
     from .colbert import ColBERT
 
+    if args.threads is not None:
+        # Read by the engine's thread pool when it first runs, which is after this.
+        os.environ["RAYON_NUM_THREADS"] = str(args.threads)
     try:
         return ColBERT(
             args.model, revision=args.revision, device=args.device, precision=args.precision
@@ -212,9 +215,6 @@ def cmd_encode(args: argparse.Namespace) -> None:
     # and the resume check); standard input is checked as it is encoded.
     scan = source.scan() if source.path != "-" else None
     _check_output_dir(args.output)
-    if args.threads is not None:
-        # Read by the engine's thread pool when it first runs, which is after this.
-        os.environ["RAYON_NUM_THREADS"] = str(args.threads)
     model = _load_model(args)
     total = scan.count if scan else None
     sink: Sink

@@ -114,7 +114,7 @@ def test_parquet_shards_read_by_polars_and_duckdb(tmp_path: Path, inputs, want) 
     duckdb = pytest.importorskip("duckdb")
     out = tmp_path / "out"
     r = encode_docs("--documents", str(inputs["jsonl"]), "--output", str(out),
-                    "--format", "parquet", "--shard-size", "400")  # fmt: skip
+                    "--format", "parquet", "--shard-size", "400", "--threads", "1")  # fmt: skip
     assert r.returncode == 0, r.stderr
     frame = pl.read_parquet(str(out / "*.parquet"))
     assert frame["id"].to_list()[:2] == ["d0", "d1"] and frame.height == N
