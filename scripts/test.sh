@@ -32,8 +32,23 @@ maturin develop --release --locked --quiet
 step "Type stubs match the extension"
 python -m mypy.stubtest latebird._latebird
 
-step "Python tests"
+step "Java for the PySpark tests"
+if ! command -v java >/dev/null 2>&1; then
+  sudo=""
+  [ "$(id -u)" -ne 0 ] && sudo="sudo"
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get update -q >/dev/null
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends openjdk-17-jre-headless >/dev/null
+fi
+
+step "Python tests (with the streaming CLI, a two-node Ray cluster and Spark local[2])"
 python -m pytest -q tests/python
+
+step "PLAID index round trip against PyLate (runs where a PyLate Python is found; see the script)"
+if [ "${LATEBIRD_INDEX_CHECK:-}" = install ]; then
+  bash scripts/index_check.sh --install
+else
+  bash scripts/index_check.sh
+fi
 
 step "WebAssembly package"
 bash scripts/build_wasm.sh

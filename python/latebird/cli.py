@@ -1,33 +1,38 @@
 """`latebird` command line: encode texts to files, rank documents for queries.
 
     latebird encode --model DIR_OR_ID --documents docs.txt --output docs.npz
+    latebird encode --model DIR_OR_ID --documents corpus.jsonl --output corpus/ --format parquet
     latebird rank --model DIR_OR_ID --queries q.jsonl --documents d.jsonl --top-k 10
 
-Inputs are plain text (one text per line, blank lines skipped, ids 0, 1, ...) or JSONL (one
+Inputs are plain text (one text per line, blank lines skipped, ids 0, 1, ...), JSONL (one
 object per line; the text in `--field`, the id in `--id-field` if present, else the line's
-index), chosen by the extension (.jsonl, .ndjson) or `--input-format`. `-` reads stdin.
-Exit codes: 0 done, 1 the model could not be loaded or encoding failed, 2 bad arguments or
-input.
+index) or Parquet (the same names as columns), chosen by the extension (.jsonl, .ndjson;
+.parquet, .pq) or `--input-format`. `-` reads stdin. `encode` streams: it reads and writes
+chunk by chunk, so its memory does not grow with the input (see `_outputs` for each output
+format); Parquet output is a resumable folder of shards. Exit codes: 0 done, 1 the model
+could not be loaded or encoding failed, 2 bad arguments or input.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
+import itertools
 import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, NoReturn
 
 import numpy as np
 
+from ._inputs import InputError, Scan, Source, detect_format, open_source, require_pyarrow
+from ._outputs import JsonlSink, NpySink, NpzSink, ParquetFolder, Sink
+from ._progress import ProgressBar
+
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
-
-
-class InputError(Exception):
-    """Bad input file or argument: exit code 2."""
 
 
 @dataclass
@@ -42,49 +47,12 @@ def _fail(message: str, code: int) -> NoReturn:
 
 
 def read_texts(path: str, fmt: str, field: str, id_field: str) -> Texts:
-    """Reads `path` as plain text lines or JSONL objects."""
-    if fmt == "auto":
-        fmt = "jsonl" if path.lower().endswith((".jsonl", ".ndjson")) else "text"
-    try:
-        if path == "-":
-            lines = sys.stdin.read().splitlines()
-        else:
-            with open(path, encoding="utf-8") as f:
-                lines = f.read().splitlines()
-    except FileNotFoundError:
-        raise InputError(f"{path}: no such file") from None
-    except UnicodeDecodeError as e:
-        raise InputError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from None
-    except OSError as e:
-        raise InputError(f"{path}: {e.strerror or e}") from None
+    """Reads all of `path` (plain text lines, JSONL objects or Parquet rows) into memory."""
     ids: list[Any] = []
     texts: list[str] = []
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        if fmt == "text":
-            ids.append(len(texts))
-            texts.append(line)
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise InputError(f"{path}:{number}: invalid JSON: {e.msg}") from None
-        if not isinstance(record, dict):
-            kind = type(record).__name__
-            raise InputError(f"{path}:{number}: expected a JSON object, got {kind}")
-        if field not in record:
-            keys = ", ".join(sorted(record)) or "none"
-            raise InputError(f"{path}:{number}: no field {field!r} (fields: {keys}); see --field")
-        text = record[field]
-        if not isinstance(text, str):
-            raise InputError(
-                f"{path}:{number}: field {field!r} is {type(text).__name__}; expected a string"
-            )
-        ids.append(record.get(id_field, len(texts)))
+    for i, text in open_source(path, fmt, field, id_field).records():
+        ids.append(i)
         texts.append(text)
-    if not texts:
-        raise InputError(f"{path}: no texts (empty file or only blank lines)")
     return Texts(ids, texts)
 
 
@@ -92,6 +60,9 @@ def _load_model(args: argparse.Namespace) -> Any:
     from . import LatebirdError
     from .colbert import ColBERT
 
+    if args.threads is not None:
+        # Read by the engine's thread pool when it first runs, which is after this.
+        os.environ["RAYON_NUM_THREADS"] = str(args.threads)
     try:
         return ColBERT(
             args.model, revision=args.revision, device=args.device, precision=args.precision
@@ -100,15 +71,21 @@ def _load_model(args: argparse.Namespace) -> Any:
         _fail(f"cannot load model {args.model!r}: {e}", EXIT_FAILURE)
 
 
-def _encode(model: Any, texts: Texts, is_query: bool, args: argparse.Namespace) -> list:
+def _encode(
+    model: Any,
+    texts: list[str],
+    is_query: bool,
+    args: argparse.Namespace,
+    progress: Callable[[int], object] | None = None,
+) -> list:
     from . import InvalidInputError, LatebirdError
+    from ._arrays import positive_int
 
     try:
-        return model.encode(
-            texts.texts,
-            is_query=is_query,
-            batch_size=args.batch_size,
-            pool_factor=1 if is_query else args.pool_factor,
+        positive_int(args.batch_size, "batch_size")
+        positive_int(args.pool_factor, "pool_factor")
+        return model._model.encode(
+            texts, is_query, args.batch_size, 1 if is_query else args.pool_factor, progress
         )
     except InvalidInputError as e:
         _fail(str(e), EXIT_USAGE)
@@ -118,35 +95,12 @@ def _encode(model: Any, texts: Texts, is_query: bool, args: argparse.Namespace) 
 
 def _output_format(args: argparse.Namespace) -> str:
     if args.format:
-        return args.format
-    ext = os.path.splitext(args.output)[1].lower().lstrip(".")
-    return {"npy": "npy", "jsonl": "jsonl", "ndjson": "jsonl"}.get(ext, "npz")
-
-
-def _ids_array(ids: list[Any]) -> np.ndarray:
-    return np.array([str(i) for i in ids], dtype=np.str_)
-
-
-def write_embeddings(path: str, fmt: str, ids: list[Any], embeddings: list[np.ndarray]) -> None:
-    """npz: `ids`, `lengths` and `embedding_{i}` per text; npy: one zero-padded
-    `[n, max_tokens, dim]` array; jsonl: `{"id", "embedding"}` per line."""
-    if fmt == "npz":
-        arrays = {f"embedding_{i}": e for i, e in enumerate(embeddings)}
-        lengths = np.array([e.shape[0] for e in embeddings], dtype=np.int64)
-        with open(path, "wb") as f:
-            np.savez(f, ids=_ids_array(ids), lengths=lengths, **arrays)
-    elif fmt == "npy":
-        dim = embeddings[0].shape[1]
-        longest = max(e.shape[0] for e in embeddings)
-        padded = np.zeros((len(embeddings), longest, dim), dtype=np.float32)
-        for i, e in enumerate(embeddings):
-            padded[i, : e.shape[0]] = e
-        with open(path, "wb") as f:
-            np.save(f, padded)
-    else:
-        with _open_out(path) as f:
-            for i, e in zip(ids, embeddings):
-                f.write(json.dumps({"id": i, "embedding": e.tolist()}) + "\n")
+        return str(args.format)
+    output = args.output
+    if output.endswith(("/", os.sep)) or os.path.isdir(output):
+        return "parquet"
+    ext = os.path.splitext(output)[1].lower().lstrip(".")
+    return {"npy": "npy", "jsonl": "jsonl", "ndjson": "jsonl", "parquet": "parquet"}.get(ext, "npz")
 
 
 class _open_out:
@@ -169,6 +123,77 @@ class _open_out:
             self.f.flush()
 
 
+# Texts per engine call. Chunks start at multiples of this from the start of each shard, so a
+# resumed run encodes exactly the chunks the first run would have.
+CHUNK_TEXTS = 256
+DEFAULT_SHARD_SIZE = 10_000
+
+
+def _chunks(
+    records: Iterator[tuple[Any, str]], size: int, room: Callable[[], int]
+) -> Iterator[tuple[list[Any], list[str]]]:
+    """Groups records into chunks of at most `size` that never pass `room()` (the texts the
+    current shard can still take)."""
+    ids: list[Any] = []
+    texts: list[str] = []
+    for i, text in records:
+        ids.append(i)
+        texts.append(text)
+        if len(texts) >= min(size, room()):
+            yield ids, texts
+            ids, texts = [], []
+    if texts:
+        yield ids, texts
+
+
+def _model_fingerprint(folder: str) -> str:
+    """SHA-256 over the names, sizes and contents of the model folder's files."""
+    digest = hashlib.sha256()
+    for root, dirs, files in os.walk(folder):
+        dirs.sort()
+        for name in sorted(files):
+            path = os.path.join(root, name)
+            digest.update(os.path.relpath(path, folder).encode() + b"\0")
+            digest.update(str(os.path.getsize(path)).encode() + b"\0")
+            with open(path, "rb") as f:
+                for block in iter(lambda f=f: f.read(1 << 20), b""):
+                    digest.update(block)
+    return digest.hexdigest()
+
+
+def _identity(
+    args: argparse.Namespace, model: Any, source: Source, scan: Scan | None, is_query: bool
+) -> dict:
+    """What a resumable output must have been made from: compared on resume."""
+    from . import __version__
+
+    return {
+        "latebird_version": __version__,
+        "input": {
+            "path": source.path if source.path == "-" else os.path.abspath(source.path),
+            "format": detect_format(source.path, args.input_format),
+            "field": args.field,
+            "id_field": args.id_field,
+            "texts": scan.count if scan else None,
+            "sha256": scan.sha256 if scan else None,
+        },
+        "model": {
+            "path": os.path.abspath(model.model_name_or_path),
+            "files_sha256": _model_fingerprint(model.model_name_or_path),
+            "precision": model.precision,
+            "dim": model.embedding_dim,
+            "settings": model._model.settings,
+        },
+        "encoding": {
+            "kind": "queries" if is_query else "documents",
+            "pool_factor": 1 if is_query else args.pool_factor,
+            "batch_size": args.batch_size,
+            "shard_size": args.shard_size,
+            "chunk_texts": CHUNK_TEXTS,
+        },
+    }
+
+
 def cmd_encode(args: argparse.Namespace) -> None:
     is_query = args.queries is not None
     if is_query and args.pool_factor > 1:
@@ -179,11 +204,65 @@ def cmd_encode(args: argparse.Namespace) -> None:
     fmt = _output_format(args)
     if fmt != "jsonl" and args.output == "-":
         raise InputError(f"--format {fmt} cannot be written to stdout; give a file name")
-    texts = read_texts(args.queries or args.documents, args.input_format, args.field, args.id_field)
+    if fmt == "parquet":
+        require_pyarrow("Parquet output")
+        args.shard_size = args.shard_size or DEFAULT_SHARD_SIZE
+    elif args.shard_size is not None:
+        raise InputError("--shard-size applies to Parquet output (a folder of shards) only")
+    source = open_source(args.queries or args.documents, args.input_format, args.field,
+                         args.id_field)  # fmt: skip
+    # A file is checked whole before anything is written (and counted, for the progress bar
+    # and the resume check); standard input is checked as it is encoded.
+    scan = source.scan() if source.path != "-" else None
     _check_output_dir(args.output)
     model = _load_model(args)
-    embeddings = _encode(model, texts, is_query, args)
-    write_embeddings(args.output, fmt, texts.ids, embeddings)
+    total = scan.count if scan else None
+    sink: Sink
+    skip = 0
+    room: Callable[[], int] = lambda: CHUNK_TEXTS  # noqa: E731
+    if fmt == "parquet":
+        folder = ParquetFolder(
+            args.output,
+            _identity(args, model, source, scan, is_query),
+            model.embedding_dim,
+            args.shard_size,
+        )
+        skip = folder.open(total)
+        if skip < 0:
+            print(
+                f"latebird: {args.output}: already complete ({total} texts in "
+                f"{folder.shard} shards); nothing to do",
+                file=sys.stderr,
+            )
+            return
+        sink, room = folder, folder.room
+    elif fmt == "npz":
+        sink = NpzSink(args.output)
+    elif fmt == "npy":
+        sink = NpySink(args.output, model.embedding_dim)
+    else:
+        sink = JsonlSink(args.output)
+
+    bar = None
+    if ProgressBar.wanted(None, total, args.batch_size):
+        label = "Encoding queries" if is_query else "Encoding documents"
+        bar = ProgressBar(total, label, initial=skip)
+    done = skip
+    try:
+        records = itertools.islice(source.records(), skip, None)
+        for ids, texts in _chunks(records, CHUNK_TEXTS, room):
+            update = None
+            if bar is not None:
+                update = lambda n, base=done: bar.update(base + n)  # noqa: E731
+            sink.add(ids, _encode(model, texts, is_query, args, update))
+            done += len(texts)
+        sink.finish()
+    except BaseException:
+        sink.abort()
+        raise
+    finally:
+        if bar is not None:
+            bar.close()
 
 
 def cmd_rank(args: argparse.Namespace) -> None:
@@ -194,8 +273,8 @@ def cmd_rank(args: argparse.Namespace) -> None:
     if args.output is not None:
         _check_output_dir(args.output)
     model = _load_model(args)
-    q = _encode(model, queries, True, args)
-    d = _encode(model, documents, False, args)
+    q = _encode(model, queries.texts, True, args)
+    d = _encode(model, documents.texts, False, args)
     matrix = colbert_scores(q, d)
     k = min(args.top_k, len(documents.texts))
     with _open_out(args.output) as f:
@@ -272,24 +351,39 @@ def build_parser() -> argparse.ArgumentParser:
         )
         p.add_argument(
             "--input-format",
-            choices=["auto", "text", "jsonl"],
+            choices=["auto", "text", "jsonl", "parquet"],
             default="auto",
-            help="auto: jsonl for .jsonl/.ndjson files, else one text per line",
+            help="auto: jsonl for .jsonl/.ndjson files, parquet for .parquet/.pq files, "
+            "else one text per line",
         )
-        p.add_argument("--field", default="text", help="JSONL field holding the text")
-        p.add_argument("--id-field", default="id", help="JSONL field holding the id")
+        p.add_argument("--field", default="text", help="JSONL field or Parquet column of the text")
+        p.add_argument("--id-field", default="id", help="JSONL field or Parquet column of the id")
+        p.add_argument(
+            "--threads",
+            type=_positive,
+            help="encoding threads (default: RAYON_NUM_THREADS, else every core)",
+        )
 
     encode = sub.add_parser("encode", help="encode queries or documents to a file")
     common(encode)
     which = encode.add_mutually_exclusive_group(required=True)
     which.add_argument("--queries", help="file of queries (- for stdin)")
     which.add_argument("--documents", help="file of documents (- for stdin)")
-    encode.add_argument("--output", required=True, help="output file (- for stdout, jsonl)")
+    encode.add_argument(
+        "--output", required=True, help="output file (- for stdout, jsonl) or Parquet folder"
+    )
     encode.add_argument(
         "--format",
-        choices=["npz", "npy", "jsonl"],
+        choices=["npz", "npy", "jsonl", "parquet"],
         help="npz: one array per text plus ids; npy: padded [n, tokens, dim]; "
-        "jsonl: one {id, embedding} per line (default: from --output's extension, else npz)",
+        "jsonl: one {id, embedding} per line; parquet: a resumable folder of "
+        "part-NNNNN.parquet shards (needs latebird[parquet]) (default: from --output: a "
+        "folder, a name ending in / or .parquet, else by extension, else npz)",
+    )
+    encode.add_argument(
+        "--shard-size",
+        type=_positive,
+        help=f"texts per Parquet shard (default {DEFAULT_SHARD_SIZE})",
     )
     encode.set_defaults(run=cmd_encode)
 
