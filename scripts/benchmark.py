@@ -336,6 +336,15 @@ def thread_env(threads: int) -> dict[str, str]:
     }
 
 
+def measured(cmd: list[str], threads: int, what: str) -> dict:
+    """Runs one measured process with the benchmark's thread settings; returns the JSON
+    object its last output line holds (a failure stops the benchmark, naming `what`)."""
+    proc = subprocess.run(cmd, env=thread_env(threads), capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise SystemExit(f"{what} failed:\n{proc.stderr[-3000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
 def onnx_file(python: str, model: Path, threads: int) -> Path:
     """The exported model, made once per model folder and exporter version (not timed)."""
     key = hashlib.sha256((SCRIPTS / "export_onnx.py").read_bytes())
@@ -387,19 +396,13 @@ def run(python: str, system: str, model: Path, texts: Path, args, onnx: Path | N
     cmd += [str(args.budget), str(args.latency_samples)]
     print(f"running {LABELS[system]} on {model.name} ...", file=sys.stderr)
     start = time.monotonic()
-    proc = subprocess.run(cmd, env=thread_env(args.threads), capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise SystemExit(f"{system} failed on {model}:\n{proc.stderr[-3000:]}")
-    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    result = measured(cmd, args.threads, f"{system} on {model}")
     colds = [1e3 * (result.pop("first_query_monotonic") - start)]
     # More fresh processes that stop at the first query: the median is the cold start.
     sample = [*cmd[:10], "0", *cmd[11:]]  # rounds = 0
     for _ in range(args.cold_starts - 1):
         start = time.monotonic()
-        proc = subprocess.run(sample, env=thread_env(args.threads), capture_output=True, text=True)
-        if proc.returncode != 0:
-            raise SystemExit(f"{system} failed on {model}:\n{proc.stderr[-3000:]}")
-        line = json.loads(proc.stdout.strip().splitlines()[-1])
+        line = measured(sample, args.threads, f"{system} on {model}")
         colds.append(1e3 * (line["first_query_monotonic"] - start))
     result["cold_start_ms"] = sorted(colds)[len(colds) // 2]
     result["check_file"] = str(check_file)
@@ -450,10 +453,7 @@ def rust_cold_start(binary: Path, model: Path, precision: str | None, threads: i
     for _ in range(5):
         cmd = [str(binary), str(model)] + ([precision] if precision else [])
         start = time.time()
-        proc = subprocess.run(cmd, env=thread_env(threads), capture_output=True, text=True)
-        if proc.returncode != 0:
-            raise SystemExit(f"first_query failed on {model}:\n{proc.stderr[-2000:]}")
-        line = json.loads(proc.stdout.strip().splitlines()[-1])
+        line = measured(cmd, threads, f"first_query on {model}")
         runs.append(((line["first_query_unix"] - start) * 1e3, line["load_ms"], line["query_ms"]))
     runs.sort()
     total, load, query = runs[len(runs) // 2]
@@ -487,10 +487,7 @@ def long_documents(pythons: dict, model: Path, texts: dict, args) -> list[dict]:
                 f"running {LABELS[system]} on {count} documents of {length} tokens ...",
                 file=sys.stderr,
             )
-            proc = subprocess.run(cmd, env=thread_env(args.threads), capture_output=True, text=True)
-            if proc.returncode != 0:
-                raise SystemExit(f"{system} failed on long documents:\n{proc.stderr[-3000:]}")
-            row[system] = json.loads(proc.stdout.strip().splitlines()[-1])
+            row[system] = measured(cmd, args.threads, f"{system} on long documents")
             row[system]["check_file"] = str(check_file)
         got, want = (np.load(row[s]["check_file"]) for s in ("latebird", "pylate"))
         row["max_diff"] = (

@@ -35,6 +35,16 @@ def require_pyarrow(why: str) -> Any:
 
 
 @dataclass
+def check_column_texts(texts: list[Any], column: str) -> None:
+    """A batch's `column` (Ray, Spark) holds strings only; else a TypeError naming the row."""
+    for i, text in enumerate(texts):
+        if not isinstance(text, str):
+            raise TypeError(
+                f"column {column!r}: row {i} of the batch is {type(text).__name__}; "
+                "expected a string"
+            )
+
+
 class Scan:
     count: int
     sha256: str

@@ -361,9 +361,10 @@ def shard_name(index: int) -> str:
     return f"part-{index:05d}.parquet"
 
 
-def embeddings_to_arrow(embeddings: Sequence[np.ndarray], dim: int) -> Any:
-    """`list<fixed_size_list<float32, dim>>`: one `[n_tokens, dim]` matrix per row, built
-    from one contiguous copy of the values (no Python loop over tokens)."""
+def embeddings_to_arrow(embeddings: Sequence[np.ndarray], dim: int, fixed_size: bool = True) -> Any:
+    """`list<fixed_size_list<float32, dim>>` (or, with `fixed_size=False`, `list<list<float32>>`,
+    what Spark's `array<array<float>>` is in Arrow): one `[n_tokens, dim]` matrix per row,
+    built from one contiguous copy of the values (no Python loop over tokens)."""
     pa = require_pyarrow("Parquet output")
     lengths = np.fromiter((e.shape[0] for e in embeddings), dtype=np.int64, count=len(embeddings))
     offsets = np.zeros(len(embeddings) + 1, dtype=np.int32)
@@ -372,7 +373,12 @@ def embeddings_to_arrow(embeddings: Sequence[np.ndarray], dim: int) -> Any:
         flat = np.concatenate([np.asarray(e, dtype=np.float32) for e in embeddings]).ravel()
     else:
         flat = np.zeros(0, dtype=np.float32)
-    rows = pa.FixedSizeListArray.from_arrays(pa.array(flat, type=pa.float32()), dim)
+    values = pa.array(flat, type=pa.float32())
+    if fixed_size:
+        rows = pa.FixedSizeListArray.from_arrays(values, dim)
+    else:
+        starts = np.arange(0, int(offsets[-1]) * dim + 1, dim, dtype=np.int32)
+        rows = pa.ListArray.from_arrays(pa.array(starts, type=pa.int32()), values)
     return pa.ListArray.from_arrays(pa.array(offsets, type=pa.int32()), rows)
 
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from ._inputs import check_column_texts
 from .colbert import ColBERT
 
 RAY_EXTRA = "pip install 'latebird[ray]'"
@@ -71,12 +72,7 @@ class Encoder:
         self.pool_factor = pool_factor
 
     def _encode(self, texts: list[Any]) -> list[Any]:
-        for i, text in enumerate(texts):
-            if not isinstance(text, str):
-                raise TypeError(
-                    f"column {self.text_column!r}: row {i} of the batch is "
-                    f"{type(text).__name__}; expected a string"
-                )
+        check_column_texts(texts, self.text_column)
         return self.model.encode(
             texts,
             is_query=self.is_query,

@@ -51,25 +51,6 @@ def _model(model: str, threads: int | None, model_kwargs: dict) -> Any:
     return _MODELS[key]
 
 
-def ragged_to_arrow(embeddings: list[Any], dim: int) -> Any:
-    """`list<list<float32>>` (what Spark's `array<array<float>>` is in Arrow) from float32
-    `[n_tokens, dim]` arrays, with one copy of the values."""
-    import numpy as np
-    import pyarrow as pa
-
-    lengths = np.fromiter((e.shape[0] for e in embeddings), dtype=np.int64, count=len(embeddings))
-    outer = np.zeros(len(embeddings) + 1, dtype=np.int32)
-    np.cumsum(lengths, out=outer[1:])
-    inner = np.arange(0, int(outer[-1]) * dim + 1, dim, dtype=np.int32)
-    flat = (
-        np.concatenate([np.asarray(e, np.float32) for e in embeddings]).ravel()
-        if embeddings
-        else np.zeros(0, np.float32)
-    )
-    rows = pa.ListArray.from_arrays(pa.array(inner), pa.array(flat, pa.float32()))
-    return pa.ListArray.from_arrays(pa.array(outer), rows)
-
-
 def encode_batches(
     batches: Iterator[Any],
     model: str,
@@ -85,15 +66,13 @@ def encode_batches(
     `output_column` of embeddings out."""
     import pyarrow as pa
 
+    from ._inputs import check_column_texts
+    from ._outputs import embeddings_to_arrow
+
     encoder = _model(model, threads, model_kwargs)
     for batch in batches:
         texts = batch.column(text_column).to_pylist()
-        for i, text in enumerate(texts):
-            if not isinstance(text, str):
-                raise TypeError(
-                    f"column {text_column!r}: row {i} of the batch is {type(text).__name__}; "
-                    "expected a string"
-                )
+        check_column_texts(texts, text_column)
         embeddings = encoder.encode(
             texts,
             is_query=is_query,
@@ -101,7 +80,7 @@ def encode_batches(
             pool_factor=pool_factor,
             show_progress_bar=False,
         )
-        column = ragged_to_arrow(embeddings, encoder.embedding_dim)
+        column = embeddings_to_arrow(embeddings, encoder.embedding_dim, fixed_size=False)
         keep = [name for name in batch.schema.names if name != output_column]
         yield pa.RecordBatch.from_arrays(
             [batch.column(name) for name in keep] + [column], names=[*keep, output_column]

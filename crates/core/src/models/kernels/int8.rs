@@ -9,7 +9,7 @@
 //! `128 * sum(w)` of each column is subtracted afterwards. Integer sums are exact, so every
 //! instruction set gives bit-identical results.
 
-use super::math::multiversion;
+use super::math::{lane_reduce, multiversion};
 #[cfg(target_arch = "x86_64")]
 use super::packed::row_blocks;
 use super::packed::{PanelKernel, Panels, RowCode, PANEL};
@@ -127,29 +127,11 @@ pub(crate) fn quantize_symmetric(w: &[f32], cols: usize) -> (Vec<i8>, Vec<f32>) 
     (q, scales)
 }
 
-/// The largest magnitude of `xs` (0 for none), over sixteen lanes so that it vectorises.
-#[inline(always)]
-fn lane_max_abs(xs: &[f32]) -> f32 {
-    let larger = |m: f32, x: f32| if x > m { x } else { m };
-    let chunks = xs.chunks_exact(16);
-    let tail = chunks
-        .remainder()
-        .iter()
-        .fold(0f32, |m, x| larger(m, x.abs()));
-    let mut lanes = [0f32; 16];
-    for chunk in chunks {
-        for (lane, x) in lanes.iter_mut().zip(chunk) {
-            *lane = larger(*lane, x.abs());
-        }
-    }
-    lanes.iter().fold(tail, |m, &x| larger(m, x))
-}
-
 multiversion! {
     /// One row of [`quantize_symmetric`]; vectorised (`round` and the division included) on
     /// the x86-64 instruction sets that have them, the same values everywhere.
     fn quantize_weight_row(row: &[f32], out: &mut [i8], scale_out: &mut f32) {
-        let max = lane_max_abs(row);
+        let max = lane_reduce(row, 0.0, |m, x| if x.abs() > m { x.abs() } else { m });
         let scale = if max > 0.0 { max / QMAX } else { 1.0 };
         for (o, x) in out.iter_mut().zip(row) {
             *o = (x / scale).round().clamp(-QMAX, QMAX) as i8;
@@ -178,21 +160,9 @@ multiversion! {
     /// no call to `roundf`); the same values on every instruction set.
     fn quantize_row_into(row: &[f32], out: &mut [u8], code: &mut RowCode) {
         const SHIFTER: f32 = 12_582_912.0;
-        // Extremes over sixteen lanes each, starting from 0 (the range always holds 0).
-        #[inline(always)]
-        fn extreme(row: &[f32], pick: impl Fn(f32, f32) -> f32) -> f32 {
-            let chunks = row.chunks_exact(16);
-            let tail = chunks.remainder().iter().fold(0f32, |m, &x| pick(m, x));
-            let mut lanes = [0f32; 16];
-            for chunk in chunks {
-                for (lane, &x) in lanes.iter_mut().zip(chunk) {
-                    *lane = pick(*lane, x);
-                }
-            }
-            lanes.iter().fold(tail, |m, &x| pick(m, x))
-        }
-        let lo = extreme(row, |m, x| if x < m { x } else { m });
-        let hi = extreme(row, |m, x| if x > m { x } else { m });
+        // Extremes starting from 0: the range always holds 0.
+        let lo = lane_reduce(row, 0.0, |m, x| if x < m { x } else { m });
+        let hi = lane_reduce(row, 0.0, |m, x| if x > m { x } else { m });
         let range = hi - lo;
         let rounded = |v: f32| (v + SHIFTER).to_bits() as i32 - SHIFTER.to_bits() as i32;
         *code = if range > 0.0 && range.is_finite() {

@@ -306,18 +306,22 @@ pub(crate) fn lane_sum(xs: &[f32], f: impl Fn(f32) -> f32) -> f32 {
 /// Largest value of a slice (`-inf` when empty), vectorised like [`lane_sum`].
 #[inline(always)]
 pub(crate) fn lane_max(xs: &[f32]) -> f32 {
-    let mut acc = [f32::NEG_INFINITY; 16];
+    lane_reduce(xs, f32::NEG_INFINITY, |m, x| if x > m { x } else { m })
+}
+
+/// `pick` folded over `xs` from `init`, over sixteen independent lanes so that it vectorises
+/// (`pick` a comparison-select such as max or min, for which the order does not matter).
+#[inline(always)]
+pub(crate) fn lane_reduce(xs: &[f32], init: f32, pick: impl Fn(f32, f32) -> f32) -> f32 {
+    let mut acc = [init; 16];
     let chunks = xs.chunks_exact(16);
-    let tail = chunks
-        .remainder()
-        .iter()
-        .fold(f32::NEG_INFINITY, |m, &x| if x > m { x } else { m });
+    let tail = chunks.remainder().iter().fold(init, |m, &x| pick(m, x));
     for chunk in chunks {
         for (a, &x) in acc.iter_mut().zip(chunk) {
-            *a = if x > *a { x } else { *a };
+            *a = pick(*a, x);
         }
     }
-    acc.iter().fold(tail, |m, &x| if x > m { x } else { m })
+    acc.iter().fold(tail, |m, &x| pick(m, x))
 }
 
 /// `xs = act(xs + bias)` row by row (`bias` has one value per column); inlined into the
