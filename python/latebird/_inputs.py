@@ -34,7 +34,6 @@ def require_pyarrow(why: str) -> Any:
     return pyarrow
 
 
-@dataclass
 def check_column_texts(texts: list[Any], column: str) -> None:
     """A batch's `column` (Ray, Spark) holds strings only; else a TypeError naming the row."""
     for i, text in enumerate(texts):
@@ -45,6 +44,7 @@ def check_column_texts(texts: list[Any], column: str) -> None:
             )
 
 
+@dataclass
 class Scan:
     count: int
     sha256: str
