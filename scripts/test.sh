@@ -21,7 +21,7 @@ cargo test -p latebird -p latebird-hub -p latebird-service --locked
 # The same parity, batching and scoring checks on the portable kernels (no AVX) and on the
 # Candle-ops path that other devices take.
 LATEBIRD_CPU=baseline cargo test -p latebird --locked --test parity --test batching --test scoring
-LATEBIRD_CPU=generic cargo test -p latebird --locked --test parity --test batching
+LATEBIRD_CPU=generic cargo test -p latebird --locked --test parity --test batching --test precision
 
 step "Fuzzing (bounded: 60 s per target; bash scripts/fuzz.sh --seconds 600 for a longer run)"
 bash scripts/fuzz.sh --seconds "${LATEBIRD_FUZZ_SECONDS:-60}"

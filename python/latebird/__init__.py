@@ -13,6 +13,7 @@ Scoring, ranking and pooling on embeddings: `latebird.scores` (`colbert_scores`,
 
 from . import pooling, rank, scores
 from ._latebird import (
+    DeviceError,
     EntryNotFoundError,
     HubError,
     InvalidInputError,
@@ -22,6 +23,7 @@ from ._latebird import (
     RepositoryNotFoundError,
     RevisionNotFoundError,
     __version__,
+    build_features,
     hub_download,
 )
 from .colbert import ColBERT
@@ -29,6 +31,7 @@ from .quantize import quantize
 
 __all__ = [
     "ColBERT",
+    "DeviceError",
     "EntryNotFoundError",
     "HubError",
     "InvalidInputError",
@@ -38,6 +41,7 @@ __all__ = [
     "RepositoryNotFoundError",
     "RevisionNotFoundError",
     "__version__",
+    "build_features",
     "hub_download",
     "pooling",
     "quantize",

@@ -9,6 +9,7 @@ import numpy.typing as npt
 from typing_extensions import Self
 
 __all__ = [
+    "DeviceError",
     "EntryNotFoundError",
     "HubError",
     "InvalidInputError",
@@ -20,6 +21,7 @@ __all__ = [
     "RevisionNotFoundError",
     "__version__",
     "_panic_for_tests",
+    "build_features",
     "handle_request",
     "hub_download",
     "lambda_model",
@@ -34,6 +36,8 @@ __all__ = [
 ]
 
 __version__: str
+# The backends this build has: "cpu", then any of "mkl", "accelerate", "cuda", "metal".
+build_features: list[str]
 
 class LatebirdError(Exception):
     """Base class of every error latebird raises."""
@@ -43,6 +47,10 @@ class ModelLoadError(LatebirdError):
 
 class InvalidInputError(LatebirdError):
     """An argument or input text is out of range or inconsistent."""
+
+class DeviceError(LatebirdError):
+    """The device asked for is missing from this build (a Cargo feature) or from this machine
+    (a GPU, a driver)."""
 
 class HubError(ModelLoadError):
     """The model could not be fetched from the hub (network failure, HTTP error, bad answer)."""
@@ -73,14 +81,14 @@ def hub_download(
 
 @final
 class Model:
-    # The keyword arguments after `device` are the engine's settings overrides
-    # (latebird::Overrides, crates/core/src/overrides.rs), taken as `**overrides` and checked
-    # by the engine: an unknown one is an InvalidInputError listing the accepted names.
+    # The keyword arguments are the engine's settings overrides (latebird::Overrides,
+    # crates/core/src/overrides.rs), taken as `**overrides` and checked by the engine: an
+    # unknown one is an InvalidInputError listing the accepted names.
     def __new__(
         cls,
         path: str | PathLike[str],
         *,
-        device: str = "cpu",
+        device: str | None = None,
         query_length: int | None = None,
         document_length: int | None = None,
         query_prefix: str | None = None,
@@ -89,7 +97,7 @@ class Model:
         do_query_expansion: bool | None = None,
         skiplist_words: Sequence[str] | None = None,
         batch_size: int | None = None,
-        precision: Literal["float32", "bfloat16", "int8"] | None = None,
+        precision: Literal["float32", "bfloat16", "int8", "float16"] | None = None,
     ) -> Self: ...
     def encode(
         self,
@@ -100,9 +108,11 @@ class Model:
         progress: Callable[[int], object] | None = None,
     ) -> list[npt.NDArray[np.float32]]: ...
     @property
+    def device(self) -> str: ...
+    @property
     def dim(self) -> int: ...
     @property
-    def precision(self) -> Literal["float32", "bfloat16", "int8"]: ...
+    def precision(self) -> Literal["float32", "bfloat16", "int8", "float16"]: ...
     @property
     def settings(self) -> dict[str, object]: ...
     def tokenize(self, text: str, is_query: bool) -> tuple[list[int], list[int]]: ...

@@ -341,12 +341,17 @@ def build_parser() -> argparse.ArgumentParser:
     def common(p: argparse.ArgumentParser) -> None:
         p.add_argument("--model", required=True, help="model folder or hub id (org/name)")
         p.add_argument("--revision", help="hub branch, tag or commit (default main)")
-        p.add_argument("--device", default="cpu", help="cpu (default), cuda or mps")
+        p.add_argument(
+            "--device",
+            default="cpu",
+            help="cpu (default), cuda, cuda:N, mps or metal; "
+            "one this build or machine lacks is an error",
+        )
         p.add_argument("--batch-size", type=_positive, default=32)
         p.add_argument("--pool-factor", type=_positive, default=1, help="documents only")
         p.add_argument(
             "--precision",
-            choices=["float32", "bfloat16", "int8"],
+            choices=["float32", "bfloat16", "int8", "float16"],
             help="arithmetic of the linear layers (default: as the model folder stores them)",
         )
         p.add_argument(

@@ -71,10 +71,13 @@ class ColBERT:
     """A PyLate ColBERT model, loaded for inference from a local folder or a hub id.
 
     Arguments mirror `pylate.models.ColBERT`; `None` keeps what the model folder's
-    `config_sentence_transformers.json` says. A `model_name_or_path` that is not a folder is
-    a hub id ("org/name"): its PyLate files are fetched at `revision` (branch, tag or commit;
-    default "main") from HF_ENDPOINT into the huggingface_hub cache (`cache_folder`, else
-    HF_HUB_CACHE or HF_HOME/hub), with `token` (else HF_TOKEN) for private repositories.
+    `config_sentence_transformers.json` says. `device` is "cpu" (the default), "cuda",
+    "cuda:N", "mps" or "metal": one this build (see `latebird.build_features`) or this machine
+    lacks raises `DeviceError`, never a silent fall back to the CPU. A `model_name_or_path`
+    that is not a folder is a hub id ("org/name"): its PyLate files are fetched at `revision`
+    (branch, tag or commit; default "main") from HF_ENDPOINT into the huggingface_hub cache
+    (`cache_folder`, else HF_HUB_CACHE or HF_HOME/hub), with `token` (else HF_TOKEN) for
+    private repositories.
     `local_files_only=True` (or HF_HUB_OFFLINE=1) uses the cache only.
     """
 
@@ -90,7 +93,7 @@ class ColBERT:
         attend_to_expansion_tokens: bool | None = None,
         do_query_expansion: bool | None = None,
         skiplist_words: list[str] | None = None,
-        precision: Literal["float32", "bfloat16", "int8"] | None = None,
+        precision: Literal["float32", "bfloat16", "int8", "float16"] | None = None,
         revision: str | None = None,
         cache_folder: PathLike | None = None,
         token: str | None = None,
@@ -112,10 +115,15 @@ class ColBERT:
             precision=precision,
         )
         self.model_name_or_path = path
-        self.device = device
 
     @property
-    def precision(self) -> Literal["float32", "bfloat16", "int8"]:
+    def device(self) -> str:
+        """The device the model runs on, by its canonical name: `"cpu"`, `"cuda:N"` or
+        `"metal:N"` (`"mps"` is `"metal:0"`)."""
+        return self._model.device
+
+    @property
+    def precision(self) -> Literal["float32", "bfloat16", "int8", "float16"]:
         """The arithmetic of the linear layers: the `precision` given (`"bfloat16"` rounds
         weights and activations to bf16 and sums in float32; `"int8"` quantizes them), else the
         one the model folder stores (`"int8"` for a folder written by `latebird.quantize`)."""

@@ -9,7 +9,7 @@ import { loadPackage, modelDir, readFolder } from './helpers.mjs';
 const pkg = await loadPackage();
 const files = readFolder(modelDir('minilm-colbert'));
 const ACCEPTED =
-  'queryLength, documentLength, queryPrefix, documentPrefix, doQueryExpansion, attendToExpansionTokens, skiplistWords, batchSize, precision';
+  'queryLength, documentLength, queryPrefix, documentPrefix, doQueryExpansion, attendToExpansionTokens, skiplistWords, batchSize, precision, device';
 // The engine's names of arguments the JS API spells in camelCase.
 const SNAKE = /\b(query_length|document_length|query_prefix|document_prefix|do_query_expansion|attend_to_expansion_tokens|skiplist_words|batch_size|pool_factor|protected_tokens)\b/;
 
@@ -27,7 +27,7 @@ function thrown(fn) {
 const unquoted = (message) => message.replace(/`[^`]*`/g, '``');
 
 test('unknown option keys list the accepted camelCase names', () => {
-  for (const key of ['queryLenght', 'query_length', 'device', 'poolFactor']) {
+  for (const key of ['queryLenght', 'query_length', 'devices', 'poolFactor']) {
     const e = thrown(() => pkg.ColBERT.fromFiles(files, { [key]: 4 }));
     assert.equal(e.name, 'InvalidInputError');
     assert.equal(e.message, `invalid argument \`${key}\`: unknown setting; expected one of ${ACCEPTED}`);
@@ -52,6 +52,15 @@ test('option values are checked by the engine, naming the camelCase key', () => 
     assert.equal(e.name, 'InvalidInputError', e.message);
     for (const needle of needles) assert.ok(e.message.includes(needle), `${e.message} lacks ${needle}`);
   }
+  // A device WebAssembly lacks is a DeviceError naming the missing feature, never the CPU.
+  for (const device of ['cuda', 'cuda:1', 'mps']) {
+    const e = thrown(() => pkg.ColBERT.fromFiles(files, { device }));
+    assert.equal(e.name, 'DeviceError', e.message);
+    assert.match(e.message, /^device (cuda|metal):\d: this build of latebird was compiled without the `(cuda|metal)` feature/);
+  }
+  const e = thrown(() => pkg.ColBERT.fromFiles(files, { device: 'gpu' }));
+  assert.equal(e.name, 'InvalidInputError');
+  assert.ok(e.message.includes('`device`: is "gpu"; expected "cpu", "cuda"'), e.message);
   // undefined and null keep the folder's values.
   const model = pkg.ColBERT.fromFiles(files, { queryLength: undefined, skiplistWords: null });
   assert.deepEqual(model.settings, pkg.ColBERT.fromFiles(files).settings);

@@ -127,6 +127,31 @@ def test_bad_override(minilm_dir):
         latebird.ColBERT(minilm_dir, device="tpu")
 
 
+def test_devices_are_named_and_never_fall_back_to_the_cpu(minilm_dir):
+    for name in ("cpu", None):
+        assert latebird.ColBERT(minilm_dir, device=name).device == "cpu"
+    assert latebird.build_features[0] == "cpu"
+    for name, canonical, feature in [
+        ("cuda", "cuda:0", "cuda"),
+        ("cuda:1", "cuda:1", "cuda"),
+        ("mps", "metal:0", "metal"),
+        ("metal:0", "metal:0", "metal"),
+    ]:
+        if feature in latebird.build_features:
+            continue  # a GPU build: scripts/gpu_check.sh tests it on a GPU
+        with pytest.raises(latebird.DeviceError) as info:
+            latebird.ColBERT(minilm_dir, device=name)
+        message = str(info.value)
+        assert message.startswith(f"device {canonical}: "), message
+        assert f"compiled without the `{feature}` feature" in message, message
+        assert f"--features {feature}" in message, message
+        assert isinstance(info.value, latebird.LatebirdError)
+    for bad, needle in [("gpu", 'is "gpu"'), ("cuda:-1", "not a whole number"), (0, "is 0")]:
+        with pytest.raises(latebird.InvalidInputError, match="`device`") as info:
+            latebird.ColBERT(minilm_dir, device=bad)  # type: ignore[arg-type]
+        assert needle in str(info.value)
+
+
 def test_overrides_are_applied(minilm_dir):
     model = latebird.ColBERT(
         minilm_dir,

@@ -21,7 +21,7 @@ SETTINGS = {
 }
 ACCEPTED = (
     "query_length, document_length, query_prefix, document_prefix, do_query_expansion, "
-    "attend_to_expansion_tokens, skiplist_words, batch_size, precision"
+    "attend_to_expansion_tokens, skiplist_words, batch_size, precision, device"
 )
 
 

@@ -7,6 +7,7 @@ use candle_core::{Device, Tensor};
 
 use crate::config::{ColbertSettings, Modules};
 use crate::dense::DenseChain;
+use crate::device::DeviceSpec;
 use crate::embeddings::Embeddings;
 use crate::error::{Error, Result};
 use crate::models::{Backbone, Packed, Span};
@@ -42,8 +43,9 @@ pub struct Options {
     pub skiplist_words: Option<Vec<String>>,
     /// Texts per forward pass in [`ColBERT::encode`].
     pub batch_size: usize,
-    /// Where the tensors live.
-    pub device: Device,
+    /// Where the model runs (`"cpu"`, `"cuda:N"`, `"metal:N"`); a device this build or machine
+    /// lacks is an [`Error::Device`] when the model is loaded.
+    pub device: DeviceSpec,
     /// The arithmetic of the linear layers; `None`: as the weights are stored (int8 for a
     /// folder written by [`crate::quantize`], else float32).
     pub precision: Option<Precision>,
@@ -60,7 +62,7 @@ impl Default for Options {
             attend_to_expansion_tokens: None,
             skiplist_words: None,
             batch_size: 32,
-            device: Device::Cpu,
+            device: DeviceSpec::Cpu,
             precision: None,
         }
     }
@@ -99,6 +101,7 @@ impl Options {
             skiplist_words,
             batch_size,
             precision,
+            device,
         } = overrides;
         self.query_length = query_length.or(self.query_length);
         self.document_length = document_length.or(self.document_length);
@@ -110,6 +113,7 @@ impl Options {
         self.skiplist_words = skiplist_words.or(self.skiplist_words);
         self.batch_size = batch_size.unwrap_or(self.batch_size);
         self.precision = precision.or(self.precision);
+        self.device = device.unwrap_or(self.device);
         self
     }
 
@@ -125,6 +129,7 @@ impl Options {
             skiplist_words: self.skiplist_words.clone(),
             batch_size: Some(self.batch_size),
             precision: self.precision,
+            device: Some(self.device),
         }
     }
 }
@@ -135,6 +140,7 @@ pub struct ColBERT {
     backbone: Backbone,
     dense: DenseChain,
     device: Device,
+    device_spec: DeviceSpec,
     batch_size: usize,
     precision: Precision,
 }
@@ -160,13 +166,14 @@ impl ColBERT {
         if options.batch_size == 0 {
             return Err(Error::argument("batch_size", "is 0; expected at least 1"));
         }
+        let device = options.device.open()?;
         let modules = Modules::read(&source)?;
         let settings = options.overrides().apply(ColbertSettings::read(&source)?);
         let longest = settings.query_length.max(settings.document_length);
         let (backbone, precision) = Backbone::load(
             &source,
             &modules.transformer,
-            &options.device,
+            &device,
             longest,
             options.precision,
         )?;
@@ -201,17 +208,13 @@ impl ColBERT {
                 });
             }
         }
-        let dense = DenseChain::load(
-            &source,
-            &modules.dense,
-            backbone.hidden_size(),
-            &options.device,
-        )?;
+        let dense = DenseChain::load(&source, &modules.dense, backbone.hidden_size(), &device)?;
         Ok(ColBERT {
             tokenizer,
             backbone,
             dense,
-            device: options.device,
+            device,
+            device_spec: options.device,
             batch_size: options.batch_size,
             precision,
         })
@@ -232,6 +235,11 @@ impl ColBERT {
     /// [`crate::quantize`]).
     pub fn precision(&self) -> Precision {
         self.precision
+    }
+
+    /// The device the model runs on.
+    pub fn device(&self) -> DeviceSpec {
+        self.device_spec
     }
 
     /// The default batch size given in [`Options`].

@@ -94,6 +94,16 @@ pub enum Error {
         message: String,
     },
 
+    /// The device asked for cannot be used: this build lacks its feature, or the machine its
+    /// hardware or driver ([`crate::DeviceSpec::open`]).
+    #[error("device {device}: {message}")]
+    Device {
+        /// The device's canonical name (`"cuda:0"`).
+        device: String,
+        /// What is missing and what was expected.
+        message: String,
+    },
+
     /// The caller's progress callback asked to stop.
     #[error("encoding was cancelled")]
     Cancelled,
@@ -118,6 +128,8 @@ pub enum ErrorKind {
     Load,
     /// An argument or input given by the caller is out of range or inconsistent.
     Input,
+    /// The device asked for is missing from this build or this machine.
+    Device,
     /// The caller's progress callback asked to stop.
     Cancelled,
     /// A bug in the engine.
@@ -126,11 +138,12 @@ pub enum ErrorKind {
 
 impl ErrorKind {
     /// The exception name the bindings use for this kind (`ModelLoadError`,
-    /// `InvalidInputError`, `LatebirdError`).
+    /// `InvalidInputError`, `DeviceError`, `LatebirdError`).
     pub fn exception_name(self) -> &'static str {
         match self {
             ErrorKind::Load => "ModelLoadError",
             ErrorKind::Input => "InvalidInputError",
+            ErrorKind::Device => "DeviceError",
             ErrorKind::Cancelled | ErrorKind::Internal => "LatebirdError",
         }
     }
@@ -152,6 +165,7 @@ impl Error {
             Error::InvalidArgument { .. } | Error::Tokenization { .. } | Error::Write { .. } => {
                 ErrorKind::Input
             }
+            Error::Device { .. } => ErrorKind::Device,
             Error::Cancelled => ErrorKind::Cancelled,
             Error::Tensor(_) | Error::Internal { .. } => ErrorKind::Internal,
         }

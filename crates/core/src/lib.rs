@@ -14,8 +14,13 @@
 //! ```
 #![deny(missing_docs)]
 
+// MKL's static libraries, linked when the `mkl` feature is on (see models/kernels/blas.rs).
+#[cfg(feature = "mkl")]
+extern crate intel_mkl_src;
+
 mod config;
 mod dense;
+mod device;
 mod embeddings;
 mod encoder;
 mod error;
@@ -31,6 +36,7 @@ mod weights;
 
 pub use candle_core::Device;
 pub use config::{ColbertSettings, DEFAULT_SKIPLIST};
+pub use device::{build_features, DeviceSpec};
 pub use embeddings::{AsMatrix, Embeddings, MatrixRef};
 pub use encoder::{ColBERT, Options};
 pub use error::{catch_panic, panic_message, Error, ErrorKind, Result};

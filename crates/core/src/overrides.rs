@@ -13,6 +13,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use crate::config::{ColbertSettings, MAX_CONFIG_INTEGER};
+use crate::device::DeviceSpec;
 use crate::error::{Error, Result};
 use crate::precision::Precision;
 
@@ -92,6 +93,10 @@ pub struct Overrides {
     /// ([`Precision`]); unset: as the model folder stores its weights.
     #[serde(default, deserialize_with = "precision")]
     pub precision: Option<Precision>,
+    /// Where the model runs: `"cpu"`, `"cuda"`, `"cuda:N"`, `"mps"`, `"metal"` or `"metal:N"`
+    /// ([`DeviceSpec`]); unset: the CPU.
+    #[serde(default, deserialize_with = "device")]
+    pub device: Option<DeviceSpec>,
 }
 
 impl Overrides {
@@ -369,6 +374,17 @@ fn precision<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Precision>, D::Er
     })
 }
 
+fn device<'de, D: Deserializer<'de>>(d: D) -> Result<Option<DeviceSpec>, D::Error> {
+    let Some(name) = text(d)? else {
+        return Ok(None);
+    };
+    match DeviceSpec::parse(&name) {
+        Ok(spec) => Ok(Some(spec)),
+        Err(Error::InvalidArgument { message, .. }) => Err(de::Error::custom(message)),
+        Err(other) => Err(de::Error::custom(other)),
+    }
+}
+
 fn flag<'de, D: Deserializer<'de>>(d: D) -> Result<Option<bool>, D::Error> {
     match d.deserialize_any(Check(Kind::Flag))? {
         Some(Checked::Flag(v)) => Ok(Some(v)),
@@ -400,10 +416,31 @@ mod tests {
                 "attend_to_expansion_tokens",
                 "skiplist_words",
                 "batch_size",
-                "precision"
+                "precision",
+                "device"
             ]
         );
         assert_eq!(Overrides::keys(Case::Camel)[5], "attendToExpansionTokens");
+    }
+
+    #[test]
+    fn devices_are_checked_with_the_setting_named() {
+        let map = |v: Value| Map::from_iter([("device".to_string(), v)]);
+        let o = Overrides::from_map(&map(Value::from("cuda:2")), Case::Snake).unwrap();
+        assert_eq!(o.device, Some(DeviceSpec::Cuda(2)));
+        let o = Overrides::from_map(&map(Value::Null), Case::Camel).unwrap();
+        assert_eq!(o.device, None);
+        for (value, says) in [
+            (Value::from("tpu"), "is \"tpu\"; expected \"cpu\""),
+            (Value::from(0), "is 0; expected a string"),
+            (Value::from("cuda:x"), "not a whole number"),
+        ] {
+            let text = Overrides::from_map(&map(value), Case::Snake)
+                .unwrap_err()
+                .to_string();
+            assert!(text.starts_with("invalid argument `device`: "), "{text}");
+            assert!(text.contains(says), "{text}");
+        }
     }
 
     #[test]

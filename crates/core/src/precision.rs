@@ -10,23 +10,32 @@ use serde::{Deserialize, Serialize};
 /// `int8` quantizes each weight per output channel when the model
 /// is loaded and each activation row on the fly, multiplies in integers (AVX-512 VNNI where
 /// the CPU has it) and scales back to float32: about 1/4 of the weight memory and faster, at
-/// a measured cost in fidelity (see the README). Attention, norms, embeddings and the Dense
-/// head stay float32.
+/// a measured cost in fidelity (see the README); `float16` stores weights in IEEE half precision
+/// and multiplies in it (GPU devices, and the CPU's generic Candle path that mirrors them). On a
+/// GPU, `bfloat16` and `float16` are Candle matmuls in that type. Attention, norms, embeddings
+/// and the Dense head stay float32.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Precision {
     /// float32 weights and arithmetic.
     #[default]
     Float32,
-    /// bfloat16 weights and products with float32 sums (CPU only).
+    /// bfloat16 weights and products with float32 sums.
     Bfloat16,
     /// int8 weights and products with int32 sums (CPU only).
     Int8,
+    /// float16 weights and products (GPU devices; on the CPU, `LATEBIRD_CPU=generic` only).
+    Float16,
 }
 
 impl Precision {
     /// Every precision, in the order of the docs.
-    pub const ALL: [Precision; 3] = [Precision::Float32, Precision::Bfloat16, Precision::Int8];
+    pub const ALL: [Precision; 4] = [
+        Precision::Float32,
+        Precision::Bfloat16,
+        Precision::Int8,
+        Precision::Float16,
+    ];
 
     /// The name used in settings and on the command line.
     pub fn name(self) -> &'static str {
@@ -34,6 +43,7 @@ impl Precision {
             Precision::Float32 => "float32",
             Precision::Bfloat16 => "bfloat16",
             Precision::Int8 => "int8",
+            Precision::Float16 => "float16",
         }
     }
 

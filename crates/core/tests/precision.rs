@@ -123,11 +123,42 @@ fn bfloat16_is_close_to_float32_from_float_and_int8_folders() {
     );
 }
 
+/// float16 runs on the path GPU devices take (Candle matmuls in f16), which the CPU takes with
+/// `LATEBIRD_CPU=generic` (test.sh runs this file both ways); the CPU kernels refuse it.
+#[test]
+fn float16_runs_where_devices_run_and_is_refused_by_the_cpu_kernels() {
+    let generic = std::env::var("LATEBIRD_CPU").is_ok_and(|v| v == "generic");
+    for family in FAMILIES {
+        let dir = common::model_dir(family);
+        let options = Options {
+            precision: Some(Precision::Float16),
+            ..Options::default()
+        };
+        let loaded = ColBERT::from_folder(&dir, options);
+        if !generic {
+            assert_error!(
+                loaded,
+                Error::InvalidArgument { ref name, .. } if name == "precision",
+                ["is float16", "CPU kernels", "expected bfloat16", "GPU device"]
+            );
+            continue;
+        }
+        let f16 = loaded.unwrap();
+        assert_eq!(f16.precision(), Precision::Float16);
+        let float = encode(&load(&dir, None));
+        let got = encode(&f16);
+        assert_ne!(float[0].data, got[0].data, "{family}: float16 must differ");
+        let cosine = min_cosine(&float, &got);
+        assert!(cosine > 0.999, "{family}: min token cosine {cosine}");
+        assert!(got.iter().all(|e| e.data.iter().all(|v| v.is_finite())));
+    }
+}
+
 #[test]
 fn quantize_refuses_what_it_cannot_do_and_overwrites_nothing() {
     let dir = common::model_dir("modernbert-v4");
     let out = tempfile::tempdir().unwrap();
-    for precision in [Precision::Float32, Precision::Bfloat16] {
+    for precision in [Precision::Float32, Precision::Bfloat16, Precision::Float16] {
         assert_error!(
             quantize(&dir, out.path().join("a"), precision),
             Error::InvalidArgument { ref name, .. } if name == "precision",

@@ -7,7 +7,9 @@
 mod common;
 
 use common::Fixture;
-use latebird::{Case, ColBERT, ColbertSettings, Error, InputKind, Options, Overrides, Precision};
+use latebird::{
+    Case, ColBERT, ColbertSettings, DeviceSpec, Error, InputKind, Options, Overrides, Precision,
+};
 use serde_json::{json, Map, Value};
 
 fn map(value: Value) -> Map<String, Value> {
@@ -25,6 +27,7 @@ fn everything() -> Overrides {
         skiplist_words: Some(vec!["the".into(), "a".into()]),
         batch_size: Some(3),
         precision: Some(Precision::Int8),
+        device: Some(DeviceSpec::Cpu),
     }
 }
 
@@ -33,12 +36,12 @@ fn snake_and_camel_keys_read_the_same_overrides() {
     let snake = json!({
         "query_length": 16, "document_length": 24, "query_prefix": "", "document_prefix": "[D] ",
         "do_query_expansion": false, "attend_to_expansion_tokens": true,
-        "skiplist_words": ["the", "a"], "batch_size": 3, "precision": "int8",
+        "skiplist_words": ["the", "a"], "batch_size": 3, "precision": "int8", "device": "cpu",
     });
     let camel = json!({
         "queryLength": 16, "documentLength": 24, "queryPrefix": "", "documentPrefix": "[D] ",
         "doQueryExpansion": false, "attendToExpansionTokens": true,
-        "skiplistWords": ["the", "a"], "batchSize": 3, "precision": "int8",
+        "skiplistWords": ["the", "a"], "batchSize": 3, "precision": "int8", "device": "cpu",
     });
     assert_eq!(
         Overrides::from_map(&map(snake), Case::Snake).unwrap(),
@@ -93,9 +96,9 @@ fn unknown_keys_list_the_accepted_ones_in_the_callers_case() {
     );
     // Not a setting, although an argument elsewhere.
     assert_error!(
-        Overrides::from_map(&map(json!({"device": "cpu"})), Case::Snake),
+        Overrides::from_map(&map(json!({"pool_factor": 2})), Case::Snake),
         Error::InvalidArgument { .. },
-        ["`device`", "unknown setting"]
+        ["`pool_factor`", "unknown setting"]
     );
 }
 
@@ -304,4 +307,24 @@ fn queries_refuse_a_pool_factor() {
         .unwrap();
     let plain = model.encode(&[text], InputKind::Document).unwrap();
     assert!(d[0].rows < plain[0].rows);
+}
+
+#[test]
+fn a_device_the_build_lacks_fails_the_load_and_names_the_feature() {
+    for (name, feature) in [("cuda:1", "cuda"), ("mps", "metal")] {
+        if latebird::build_features().contains(&feature) {
+            continue; // a GPU build: scripts/gpu_check.sh runs it on a GPU
+        }
+        let options = Options {
+            device: name.parse().unwrap(),
+            ..Options::default()
+        };
+        assert_error!(
+            ColBERT::from_folder(common::model_dir("minilm-colbert"), options),
+            Error::Device { ref device, .. } if device.as_str() == DeviceSpec::parse(name).unwrap().name(),
+            [&format!("without the `{feature}` feature"), &format!("--features {feature}")]
+        );
+    }
+    let model = ColBERT::from_folder(common::model_dir("minilm-colbert"), Options::default());
+    assert_eq!(model.unwrap().device(), DeviceSpec::Cpu);
 }

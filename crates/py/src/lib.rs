@@ -2,7 +2,7 @@
 //! No engine logic lives here.
 
 use latebird::{
-    catch_panic, Case, ColBERT, Device, Error, ErrorKind, InputKind, MatrixRef, Options, Overrides,
+    catch_panic, Case, ColBERT, Error, ErrorKind, InputKind, MatrixRef, Options, Overrides,
 };
 use numpy::{PyArray1, PyArray2, PyArrayMethods, PyReadonlyArray2, PyUntypedArrayMethods};
 use pyo3::create_exception;
@@ -29,6 +29,12 @@ create_exception!(
     "An argument or input text is out of range or inconsistent."
 );
 
+create_exception!(
+    _latebird,
+    DeviceError,
+    LatebirdError,
+    "The device asked for is missing from this build (a Cargo feature) or from this machine (a GPU, a driver)."
+);
 create_exception!(
     _latebird,
     HubError,
@@ -121,6 +127,7 @@ fn to_py_err(err: Error) -> PyErr {
     match err.kind() {
         ErrorKind::Load => ModelLoadError::new_err(message),
         ErrorKind::Input => InvalidInputError::new_err(message),
+        ErrorKind::Device => DeviceError::new_err(message),
         _ => LatebirdError::new_err(message),
     }
 }
@@ -321,25 +328,6 @@ fn py_value<'py>(py: Python<'py>, value: &serde_json::Value) -> PyResult<Bound<'
     })
 }
 
-fn parse_device(device: &str) -> PyResult<Device> {
-    match device {
-        "cpu" => Ok(Device::Cpu),
-        "cuda" | "cuda:0" => Device::new_cuda(0).map_err(|e| {
-            InvalidInputError::new_err(format!(
-                "device {device:?} is not available: {e}; this build supports \"cpu\" (rebuild with the cuda feature for CUDA)"
-            ))
-        }),
-        "mps" | "metal" => Device::new_metal(0).map_err(|e| {
-            InvalidInputError::new_err(format!(
-                "device {device:?} is not available: {e}; this build supports \"cpu\" (rebuild with the metal feature for Metal)"
-            ))
-        }),
-        other => Err(InvalidInputError::new_err(format!(
-            "unknown device {other:?}; expected \"cpu\", \"cuda\" or \"mps\""
-        ))),
-    }
-}
-
 /// A loaded model (the engine behind `latebird.ColBERT`).
 #[pyclass(module = "latebird._latebird", frozen)]
 struct Model {
@@ -348,15 +336,14 @@ struct Model {
 
 #[pymethods]
 impl Model {
-    /// Loads a model folder. The keyword arguments other than `device` are the settings
-    /// overrides (`latebird::Overrides`, snake_case names: `query_length=...`), checked by
-    /// the engine; `None` keeps the folder's value.
+    /// Loads a model folder. The keyword arguments are the settings overrides
+    /// (`latebird::Overrides`, snake_case names: `query_length=...`, `device="cuda:0"`),
+    /// checked by the engine; `None` keeps the folder's value.
     #[new]
-    #[pyo3(signature = (path, *, device="cpu", **overrides))]
+    #[pyo3(signature = (path, **overrides))]
     fn new(
         py: Python<'_>,
         path: std::path::PathBuf,
-        device: &str,
         overrides: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<Self> {
         let mut map = serde_json::Map::new();
@@ -366,11 +353,7 @@ impl Model {
             map.insert(key, value);
         }
         let overrides = Overrides::from_map(&map, Case::Snake).map_err(to_py_err)?;
-        let options = Options {
-            device: parse_device(device)?,
-            ..Options::default()
-        }
-        .with_overrides(overrides);
+        let options = Options::default().with_overrides(overrides);
         let inner = py
             .detach(|| catch_panic(|| ColBERT::from_folder(&path, options)))
             .map_err(to_py_err)?;
@@ -444,7 +427,13 @@ impl Model {
         self.inner.dim()
     }
 
-    /// The arithmetic of the linear layers: `"float32"`, `"bfloat16"` or `"int8"`.
+    /// The device the model runs on: `"cpu"`, `"cuda:N"` or `"metal:N"`.
+    #[getter]
+    fn device(&self) -> String {
+        self.inner.device().name()
+    }
+
+    /// The arithmetic of the linear layers: `"float32"`, `"bfloat16"`, `"int8"` or `"float16"`.
     #[getter]
     fn precision(&self) -> &'static str {
         self.inner.precision().name()
@@ -784,6 +773,14 @@ fn _latebird(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("LatebirdError", py.get_type::<LatebirdError>())?;
     m.add("ModelLoadError", py.get_type::<ModelLoadError>())?;
     m.add("InvalidInputError", py.get_type::<InvalidInputError>())?;
+    m.add("DeviceError", py.get_type::<DeviceError>())?;
+    m.add(
+        "build_features",
+        latebird::build_features()
+            .into_iter()
+            .map(String::from)
+            .collect::<Vec<_>>(),
+    )?;
     m.add("HubError", py.get_type::<HubError>())?;
     m.add(
         "RepositoryNotFoundError",

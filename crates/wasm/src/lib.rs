@@ -56,6 +56,9 @@ export interface ColBERTOptions {
    * "int8" (weights quantized per output channel, about 1/4 of their memory); default: as the
    * model files store them ("int8" for a folder written by `latebird quantize`). */
   precision?: "float32" | "bfloat16" | "int8";
+  /** Where the model runs: "cpu", the only device of WebAssembly builds (any other name, such
+   * as "cuda", throws a `DeviceError`). */
+  device?: "cpu";
 }
 
 /** The effective settings: the folder's, with the options applied (the same keys as
@@ -70,6 +73,7 @@ export interface ColBERTSettings {
   skiplistWords: string[];
   batchSize: number;
   precision: "float32" | "bfloat16" | "int8";
+  device: "cpu";
 }
 
 /** A text as the model sees it: one entry per position; `keep[i]` is 1 when position `i`
@@ -600,6 +604,10 @@ impl Model {
         settings.insert(
             "precision".to_string(),
             Value::from(self.engine.precision().name()),
+        );
+        settings.insert(
+            "device".to_string(),
+            Value::from(self.engine.device().name()),
         );
         js_value(&Value::Object(settings)).unchecked_into()
     }

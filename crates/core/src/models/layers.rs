@@ -119,9 +119,10 @@ pub(crate) fn concat_outputs(parts: Vec<LinearParts>, device: &Device) -> Result
 
 /// A linear layer's weight, in the storage form chosen when the model is loaded.
 pub(crate) enum LinearWeight {
-    /// float32 `[out, in]` on the model's device, as the checkpoint stores it: the matmul
-    /// reads it as the transposed operand (devices other than the CPU, `LATEBIRD_CPU=generic`).
-    F32 { weight: Tensor },
+    /// `[out, in]` on the model's device, as the checkpoint stores it, in float32, bfloat16 or
+    /// float16: the matmul reads it as the transposed operand, in its type (devices other than
+    /// the CPU, `LATEBIRD_CPU=generic`).
+    Device { weight: Tensor },
     /// float32, packed for the CPU kernels.
     F32Packed(F32Weight),
     /// int8, packed for the int8 kernels (host memory).
@@ -147,6 +148,17 @@ fn with_host_values<R>(t: &Tensor, f: impl FnOnce(&[f32], usize, usize) -> R) ->
 impl LinearWeight {
     /// The weight as the checkpoint stores it, in `precision` (`None`: as stored).
     fn new(parts: LinearParts, precision: Option<Precision>, device: &Device) -> Result<Self> {
+        let on_host_kernels = device.is_cpu() && fused_kernels();
+        if let (false, Some(p @ (Precision::Bfloat16 | Precision::Float16))) =
+            (on_host_kernels, precision)
+        {
+            let dtype = match p {
+                Precision::Float16 => DType::F16,
+                _ => DType::BF16,
+            };
+            let weight = dequantize(parts, device)?.to_dtype(dtype)?;
+            return Ok(LinearWeight::Device { weight });
+        }
         Ok(match (parts, precision) {
             (LinearParts::F32(weight), Some(Precision::Int8)) => {
                 LinearWeight::Int8(with_host_values(&weight, |w, n, k| {
@@ -164,6 +176,10 @@ impl LinearWeight {
                 LinearWeight::Int8(Int8Weight::from_quantized(&values, scales, n, k))
             }
             (parts, None | Some(Precision::Float32)) => Self::float32(dequantize(parts, device)?)?,
+            (parts, Some(Precision::Float16)) => LinearWeight::Device {
+                // Refused on the CPU kernels by `Backbone::load`; kept total here.
+                weight: dequantize(parts, device)?.to_dtype(DType::F16)?,
+            },
         })
     }
 
@@ -176,12 +192,12 @@ impl LinearWeight {
                 F32Weight::new,
             )?));
         }
-        Ok(LinearWeight::F32 { weight })
+        Ok(LinearWeight::Device { weight })
     }
 
     fn out_features(&self) -> usize {
         match self {
-            LinearWeight::F32 { weight } => weight.dims().first().copied().unwrap_or(0),
+            LinearWeight::Device { weight } => weight.dims().first().copied().unwrap_or(0),
             LinearWeight::F32Packed(w) => w.out_features(),
             LinearWeight::Int8(w) => w.out_features(),
             LinearWeight::Bf16(w) => w.out_features(),
@@ -191,7 +207,11 @@ impl LinearWeight {
     /// `x W^T` of `[rows, in]`.
     fn matmul(&self, x: &Tensor) -> candle_core::Result<Tensor> {
         let packed: &dyn PackedWeight = match self {
-            LinearWeight::F32 { weight } => return x.matmul(&weight.t()?),
+            LinearWeight::Device { weight } => {
+                // Products in the weight's type, the rest of the layer in float32.
+                let y = x.to_dtype(weight.dtype())?.matmul(&weight.t()?)?;
+                return y.to_dtype(DType::F32);
+            }
             LinearWeight::F32Packed(w) => w,
             LinearWeight::Int8(w) => w,
             LinearWeight::Bf16(w) => w,

@@ -134,14 +134,20 @@ impl Backbone {
             Precision::Float32
         };
         let effective = precision.unwrap_or(stored);
-        if effective != Precision::Float32 && !device.is_cpu() {
+        if effective == Precision::Int8 && !device.is_cpu() {
             let why = match precision {
                 Some(_) => format!("is {effective}"),
                 None => format!("is {effective} (the precision {weights_file} stores)"),
             };
             return Err(Error::argument(
                 "precision",
-                format!("{why} on {:?}; {effective} runs on the CPU only: expected float32 on this device (int8 weights are then dequantized), or the CPU", device.location()),
+                format!("{why} on {:?}; int8 runs on the CPU only: expected float32, bfloat16 or float16 on this device (int8 weights are then dequantized), or the CPU", device.location()),
+            ));
+        }
+        if effective == Precision::Float16 && device.is_cpu() && kernels::math::fused_kernels() {
+            return Err(Error::argument(
+                "precision",
+                "is float16, which the CPU kernels do not run; expected bfloat16 (half the weight memory too), int8 or float32 on the CPU, or float16 on a GPU device",
             ));
         }
         store.set_precision(Some(effective));
