@@ -7,8 +7,11 @@
 
 mod attention;
 pub(crate) mod bf16;
+#[cfg(any(feature = "mkl", feature = "accelerate"))]
+mod blas;
 pub(crate) mod int8;
 pub(crate) mod math;
+#[cfg(not(any(feature = "mkl", feature = "accelerate")))]
 mod matmul;
 mod norm;
 mod packed;
@@ -19,7 +22,10 @@ use candle_core::{
 use rayon::prelude::*;
 
 pub(crate) use attention::{PackedAttention, Span};
+#[cfg(any(feature = "mkl", feature = "accelerate"))]
+pub(crate) use blas::F32Weight;
 pub(crate) use math::Activation;
+#[cfg(not(any(feature = "mkl", feature = "accelerate")))]
 pub(crate) use matmul::F32Weight;
 pub(crate) use norm::FusedLayerNorm;
 pub(crate) use packed::{PackedMatmul, PackedWeight};
