@@ -94,6 +94,7 @@ fn load(name: &str) -> ColBERT {
     let options = Options {
         query_length: minilm.then_some(16),
         document_length: minilm.then_some(40),
+        device: common::test_device(),
         ..Options::default()
     };
     ColBERT::from_folder(model_dir(name), options).unwrap()
@@ -172,6 +173,7 @@ fn batch_size_does_not_change_modernbert_outputs() {
 fn many_more_texts_than_the_batch_size() {
     let options = Options {
         batch_size: 2,
+        device: common::test_device(),
         ..Options::default()
     };
     let model = ColBERT::from_folder(model_dir("modernbert-v4"), options).unwrap();

@@ -71,10 +71,16 @@ impl Reference {
         (shape.clone(), values)
     }
 
+    /// The reference's settings, on the device `LATEBIRD_TEST_DEVICE` names (default: the
+    /// CPU; scripts/gpu_check.sh runs the parity tests with `cuda`).
     pub fn options(&self) -> Options {
         let overrides = Overrides::from_map(&self.overrides, Case::Snake)
             .unwrap_or_else(|e| panic!("{}: overrides: {e}", self.name));
-        Options::default().with_overrides(overrides)
+        Options {
+            device: test_device(),
+            ..Options::default()
+        }
+        .with_overrides(overrides)
     }
 
     pub fn load_model(&self, batch_size: usize) -> ColBERT {
@@ -84,6 +90,18 @@ impl Reference {
         };
         ColBERT::from_folder(model_dir(&self.model), options)
             .unwrap_or_else(|e| panic!("{}: loading failed: {e}", self.name))
+    }
+}
+
+/// The device the parity and batching tests run on: `LATEBIRD_TEST_DEVICE` (default: the CPU;
+/// scripts/gpu_check.sh sets `cuda`).
+#[allow(dead_code)]
+pub fn test_device() -> latebird::DeviceSpec {
+    match std::env::var("LATEBIRD_TEST_DEVICE") {
+        Ok(name) => name
+            .parse()
+            .unwrap_or_else(|e| panic!("LATEBIRD_TEST_DEVICE: {e}")),
+        Err(_) => latebird::DeviceSpec::Cpu,
     }
 }
 
