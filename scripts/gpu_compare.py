@@ -137,10 +137,11 @@ def worker(args) -> None:
 
 
 def measured(cmd: list[str], env: dict[str, str], what: str) -> dict:
-    """Runs one measured process; returns the JSON object of its last output line."""
+    """Runs one measured process; returns the JSON object of its last output line (a
+    RuntimeError naming `what` with the end of its stderr if it fails)."""
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
     if proc.returncode != 0:
-        raise SystemExit(f"{what} failed (exit {proc.returncode}):\n{proc.stderr[-3000:]}")
+        raise RuntimeError(f"{what} failed (exit {proc.returncode}):\n{proc.stderr[-3000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
@@ -249,7 +250,13 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     texts_file = args.out / "texts.json"
     texts_file.write_text(json.dumps(texts))
-    results = {system: run(system, args, texts_file) for system in systems}
+    results, failed = {}, []
+    for system in systems:
+        try:
+            results[system] = run(system, args, texts_file)
+        except RuntimeError as e:
+            print(e, file=sys.stderr)
+            failed.append(LABELS[system])
     diffs = {}
     if "pylate" in results:
         diffs = {s: max_diff(r, results["pylate"]) for s, r in results.items() if s != "pylate"}
@@ -257,7 +264,11 @@ def main() -> None:
         f"\n{args.model.name} on {args.device}, {len(texts['documents'])} documents and "
         f"{len(texts['queries'])} queries ({source}), batch size {args.batch_size}:\n"
     )
-    print("\n".join(table(results, diffs, args.cold_starts)))
+    if results:
+        print("\n".join(table(results, diffs, args.cold_starts)))
+    if failed:
+        print(f"\nfailed (their errors are above): {', '.join(failed)}")
+        raise SystemExit(1)
 
 
 if __name__ == "__main__":
