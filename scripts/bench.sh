@@ -11,7 +11,9 @@
 # arguments. With --pylate-python (a Python that has PyLate 1.6, and onnx + onnxscript for the
 # exporter) .venv-bench gets only the light packages and PyLate runs in the given Python;
 # --onnx-python and --latebird-python pick other interpreters for those systems. --model DIR
-# (repeatable) replaces the two default models.
+# (repeatable) replaces the two default models. The MKL build of latebird (--features mkl,
+# MKL from PyPI through scripts/toolkits.sh) is measured beside the default build as
+# latebird-mkl; LATEBIRD_BENCH_MKL=0 leaves it out.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -77,6 +79,20 @@ rm -rf target/bench-wheel
 "$VENV/bin/maturin" build --release --locked --quiet -i "$VENV/bin/python" --out target/bench-wheel
 "$VENV/bin/python" -m pip install --quiet --force-reinstall --no-deps target/bench-wheel/latebird-*.whl
 
+mkl_args=()
+if [ "${LATEBIRD_BENCH_MKL:-1}" != 0 ]; then
+  step "latebird with MKL (maturin, release, --features mkl)"
+  # shellcheck source=scripts/toolkits.sh
+  source scripts/toolkits.sh
+  use_mkl
+  rm -rf target/bench-wheel-mkl target/bench-mkl-site
+  CARGO_TARGET_DIR="$HOME/.cache/latebird/target-mkl" "$VENV/bin/maturin" build --release \
+    --locked --quiet --features mkl -i "$VENV/bin/python" --out target/bench-wheel-mkl
+  "$VENV/bin/python" -m pip install --quiet --no-deps --target target/bench-mkl-site \
+    target/bench-wheel-mkl/latebird-*.whl
+  mkl_args=(--latebird-mkl-site "$ROOT/target/bench-mkl-site")
+fi
+
 step "test models"
 "$VENV/bin/python" scripts/build_test_models.py
 "$VENV/bin/python" scripts/build_bench_models.py
@@ -88,7 +104,7 @@ defaults=()
 if [ "$own_models" = 0 ]; then
   defaults=(--model tests/models/minilm-colbert --model target/bench-models/modernbert-base-random)
 fi
-args=(--latebird-python "$VENV/bin/python")
+args=(--latebird-python "$VENV/bin/python" "${mkl_args[@]}")
 if [ -z "$pylate_python" ]; then
   args+=(--pylate-python "$VENV/bin/python")
 fi

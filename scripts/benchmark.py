@@ -52,6 +52,7 @@ DEFAULT_MODELS = [ROOT / "tests" / "models" / "minilm-colbert", BENCH_MODEL]
 OUT = ROOT / "target" / "bench"
 SYSTEMS = (
     "latebird",
+    "latebird-mkl",
     "latebird-bf16",
     "latebird-int8",
     "pylate",
@@ -63,6 +64,7 @@ SYSTEMS = (
 PRECISIONS = {"latebird-bf16": "bfloat16", "latebird-int8": "int8"}
 LABELS = {
     "latebird": "latebird",
+    "latebird-mkl": "latebird MKL",
     "latebird-bf16": "latebird bf16",
     "latebird-int8": "latebird int8",
     "pylate": "PyLate",
@@ -76,7 +78,7 @@ LOWER_PEERS = {
     "latebird-int8": ("pylate", "onnxruntime", "onnxruntime-int8"),
 }
 RSS_MARGIN_MB = 100
-FLOAT32_SYSTEMS = ("latebird", "pylate", "onnxruntime")
+FLOAT32_SYSTEMS = ("latebird", "latebird-mkl", "pylate", "onnxruntime")
 
 # Runs inside the measured process; prints one JSON line of figures. Arguments: system, model
 # folder, texts file, threads, ONNX file, output file for the checked embeddings, number of
@@ -130,6 +132,7 @@ import numpy as np
 np.savez(check_file, **{f"document.{i}": np.asarray(x, dtype=np.float32) for i, x in enumerate(docs_out[:check])},
          **{f"query.{i}": np.asarray(x, dtype=np.float32) for i, x in enumerate(queries_out[:check])})
 print(json.dumps({
+    "build_features": latebird.build_features if system.startswith("latebird") else None,
     "first_query_monotonic": first_query, "doc_s": doc_s, "doc_rounds": doc_rounds,
     "docs_per_s": len(documents) / doc_s, "queries_per_s": len(queries) / query_s, "query_rounds": query_rounds,
     "latency_p50_ms": 1e3 * lat[len(lat) // 2], "latency_p99_ms": 1e3 * lat[min(len(lat) - 1, int(len(lat) * 0.99))],
@@ -336,10 +339,14 @@ def thread_env(threads: int) -> dict[str, str]:
     }
 
 
-def measured(cmd: list[str], threads: int, what: str) -> dict:
-    """Runs one measured process with the benchmark's thread settings; returns the JSON
-    object its last output line holds (a failure stops the benchmark, naming `what`)."""
-    proc = subprocess.run(cmd, env=thread_env(threads), capture_output=True, text=True)
+def measured(cmd: list[str], threads: int, what: str, path: str | None = None) -> dict:
+    """Runs one measured process with the benchmark's thread settings (and `path` first on
+    PYTHONPATH); returns the JSON object its last output line holds (a failure stops the
+    benchmark, naming `what`)."""
+    env = thread_env(threads)
+    if path:
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [path, env.get("PYTHONPATH")]))
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
     if proc.returncode != 0:
         raise SystemExit(f"{what} failed:\n{proc.stderr[-3000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
@@ -395,14 +402,19 @@ def run(python: str, system: str, model: Path, texts: Path, args, onnx: Path | N
     cmd += [str(onnx or ""), str(check_file), str(args.check), str(args.rounds)]
     cmd += [str(args.budget), str(args.latency_samples)]
     print(f"running {LABELS[system]} on {model.name} ...", file=sys.stderr)
+    # The MKL build is another copy of the package, found first on PYTHONPATH.
+    path = args.latebird_mkl_site if system == "latebird-mkl" else None
     start = time.monotonic()
-    result = measured(cmd, args.threads, f"{system} on {model}")
+    result = measured(cmd, args.threads, f"{system} on {model}", path)
+    features = result.pop("build_features", None)
+    if system == "latebird-mkl" and "mkl" not in (features or []):
+        raise SystemExit(f"latebird-mkl: {args.latebird_mkl_site} holds a build without MKL")
     colds = [1e3 * (result.pop("first_query_monotonic") - start)]
     # More fresh processes that stop at the first query: the median is the cold start.
     sample = [*cmd[:10], "0", *cmd[11:]]  # rounds = 0
     for _ in range(args.cold_starts - 1):
         start = time.monotonic()
-        line = measured(sample, args.threads, f"{system} on {model}")
+        line = measured(sample, args.threads, f"{system} on {model}", path)
         colds.append(1e3 * (line["first_query_monotonic"] - start))
     result["cold_start_ms"] = sorted(colds)[len(colds) // 2]
     result["check_file"] = str(check_file)
@@ -528,15 +540,18 @@ def ratio(results: dict, key: str, other: str, system: str = "latebird") -> str:
 def model_table(results: dict) -> list[str]:
     systems = [s for s in SYSTEMS if s in results]
     peers = [s for s in ("pylate", "onnxruntime") if s in results and "latebird" in results]
+    mkl = "latebird-mkl" in results and "latebird" in results
     lower = [s for s in PRECISIONS if s in results and "latebird" in results]
     lower_peers = [(s, p) for s in lower for p in LOWER_PEERS[s] if p in results]
     head = [LABELS[s] for s in systems] + [f"latebird / {LABELS[s]}" for s in peers]
+    head += ["MKL / default build"] if mkl else []
     head += [f"{PRECISIONS[s]} / float32" for s in lower]
     head += [f"{PRECISIONS[s]} / {LABELS[p]}" for s, p in lower_peers]
     lines = ["| figure | " + " | ".join(head) + " |", "|---|" + "---:|" * len(head)]
     for key, label, pattern in ROWS:
         cells = [fmt(results[s].get(key), pattern) for s in systems]
         cells += [ratio(results, key, s) for s in peers]
+        cells += [ratio(results, key, "latebird", "latebird-mkl")] if mkl else []
         cells += [ratio(results, key, "latebird", s) for s in lower]
         cells += [ratio(results, key, p, s) for s, p in lower_peers]
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
@@ -715,7 +730,18 @@ def main() -> None:
         "target/bench-models/modernbert-base-random)",
     )
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--systems", default=",".join(SYSTEMS))
+    parser.add_argument(
+        "--systems",
+        default=None,
+        help="comma-separated, from: " + ", ".join(SYSTEMS) + " (default: all; latebird-mkl "
+        "when --latebird-mkl-site is given)",
+    )
+    parser.add_argument(
+        "--latebird-mkl-site",
+        default=None,
+        help="a folder holding latebird built with --features mkl (pip install --target), "
+        "measured as latebird-mkl",
+    )
     parser.add_argument("--latebird-python", default=sys.executable)
     parser.add_argument("--pylate-python", default=sys.executable)
     parser.add_argument(
@@ -744,7 +770,11 @@ def main() -> None:
     except ValueError:
         parser.error(f"--long {args.long!r}: expected comma-separated token counts")
     args.onnx_python = args.onnx_python or args.pylate_python
+    if args.systems is None:
+        args.systems = ",".join(s for s in SYSTEMS if s != "latebird-mkl" or args.latebird_mkl_site)
     systems = [s.strip() for s in args.systems.split(",") if s.strip()]
+    if "latebird-mkl" in systems and not args.latebird_mkl_site:
+        parser.error("latebird-mkl needs --latebird-mkl-site (bash scripts/bench.sh builds it)")
     if unknown := set(systems) - set(SYSTEMS):
         parser.error(f"unknown systems {sorted(unknown)}; choose from {', '.join(SYSTEMS)}")
     models = args.model or [m for m in DEFAULT_MODELS if m.is_dir()]
@@ -755,6 +785,7 @@ def main() -> None:
             parser.error(f"{m} is not a model folder")
     pythons = {
         "latebird": args.latebird_python,
+        "latebird-mkl": args.latebird_python,
         "latebird-bf16": args.latebird_python,
         "latebird-int8": args.latebird_python,
         "pylate": args.pylate_python,
@@ -801,7 +832,7 @@ def main() -> None:
             r = run(pythons[system], system, model, texts_file, args, graph)
             r["doc_gflops"] = doc_flops / r["doc_s"] / 1e9
             r["doc_peak_fraction"] = r["doc_gflops"] / peak if peak else None
-            if cold_binary and system.startswith("latebird"):
+            if cold_binary and system.startswith("latebird") and system != "latebird-mkl":
                 r.update(rust_cold_start(cold_binary, model, PRECISIONS.get(system), args.threads))
             results[system] = r
         all_results[name] = results

@@ -3,7 +3,7 @@
 # driver, Python 3.10+ and internet access to PyPI, crates.io and static.rust-lang.org:
 #   1. stops at once (exit 1, before installing anything) without a GPU and its driver;
 #   2. installs what is missing: Rust (rustup), a virtualenv (~/.cache/latebird/gpu-venv),
-#      the CUDA 13 compiler and runtime libraries from PyPI (~/.cache/latebird/cuda13),
+#      the CUDA 13 compiler and runtime libraries from PyPI (~/.cache/latebird/cuda13-gpu),
 #      PyLate with a CUDA build of torch, and a C compiler (apt-get) if there is none;
 #   3. runs the Rust parity and batching tests on the GPU (LATEBIRD_TEST_DEVICE=cuda);
 #   4. builds the Python package with the cuda feature into the virtualenv;
@@ -17,7 +17,7 @@ set -Eeuo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 CACHE="$HOME/.cache/latebird"
 VENV="$CACHE/gpu-venv"
-TOOLKIT="$CACHE/cuda13"
+TOOLKIT="$CACHE/cuda13-gpu"
 LOGS="$CACHE/gpu-check"
 STEP="arguments"
 cd "$ROOT"

@@ -72,3 +72,6 @@ bash scripts/build_lambda_python.sh \
 
 step "Lambda tests (local Runtime API emulator)"
 python -m pytest -q tests/lambda
+
+step "Backends: MKL built and tested, CUDA and Apple (Metal, Accelerate) compiled"
+bash scripts/check_backends.sh

@@ -17,7 +17,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     let precision = match args.get(2) {
         Some(name) => Some(Precision::from_name(name).ok_or_else(|| {
-            format!("unknown precision {name:?}; expected float32, bfloat16 or int8")
+            format!("unknown precision {name:?}; expected float32, bfloat16, int8 or float16")
         })?),
         None => None,
     };

@@ -77,7 +77,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut precisions = vec![Precision::Float32];
     for name in &args[3..] {
         let p = Precision::from_name(name).ok_or_else(|| {
-            format!("unknown precision {name:?}; expected float32, bfloat16 or int8")
+            format!("unknown precision {name:?}; expected float32, bfloat16, int8 or float16")
         })?;
         if !precisions.contains(&p) {
             precisions.push(p);

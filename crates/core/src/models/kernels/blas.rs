@@ -68,7 +68,7 @@ mod mkl {
 
     /// Outputs per packed block: several tasks even for a narrow layer (a MiniLM's 384), few
     /// enough calls per product.
-    const BLOCK: usize = 128;
+    const BLOCK: usize = 64;
     /// Rows per task: MKL's own cache blocking pays off from a few hundred rows.
     const ROWS_PER_TASK: usize = 512;
     /// The rows the packing is told to expect (MKL packs B for any number of rows).
