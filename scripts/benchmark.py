@@ -395,6 +395,16 @@ def onnx_int8_file(python: str, onnx: Path) -> Path:
     return out
 
 
+def interpreters_of(args) -> dict[str, str]:
+    """The Python each system runs in."""
+    by_kind = {
+        "latebird": args.latebird_python,
+        "pylate": args.pylate_python,
+        "onnxruntime": args.onnx_python,
+    }
+    return {s: by_kind[s.split("-")[0]] for s in SYSTEMS}
+
+
 def run(python: str, system: str, model: Path, texts: Path, args, onnx: Path | None) -> dict:
     check_file = OUT / model.name / f"{system}.npz"
     check_file.parent.mkdir(parents=True, exist_ok=True)
@@ -783,16 +793,7 @@ def main() -> None:
     for m in models:
         if not (m / "config.json").is_file():
             parser.error(f"{m} is not a model folder")
-    pythons = {
-        "latebird": args.latebird_python,
-        "latebird-mkl": args.latebird_python,
-        "latebird-bf16": args.latebird_python,
-        "latebird-int8": args.latebird_python,
-        "pylate": args.pylate_python,
-        "pylate-bf16": args.pylate_python,
-        "onnxruntime": args.onnx_python,
-        "onnxruntime-int8": args.onnx_python,
-    }
+    pythons = interpreters_of(args)
 
     load_before = os.getloadavg()[0]
     if load_before > 0.5:
@@ -869,6 +870,9 @@ def main() -> None:
             )
 
     load = (load_before, os.getloadavg()[0])
+    # The raw figures first, so that a failure while rendering loses no run.
+    raw = {"results": all_results, "diffs": diffs, "long": long, "load": load}
+    (OUT / "results.json").write_text(json.dumps(raw, indent=1, default=str))
     report = render(args, source, peak, peak_text, all_results, shapes, diffs, notes, load, long)
     print(report)
     if args.write:
@@ -895,15 +899,7 @@ def long_table(rows: list[dict]) -> list[str]:
 def render(args, source, peak, peak_text, all_results, shapes, diffs, notes, load, long) -> str:
     info = machine()
     vers, pythons = {}, {}
-    interpreters = {
-        "latebird": args.latebird_python,
-        "latebird-bf16": args.latebird_python,
-        "latebird-int8": args.latebird_python,
-        "pylate": args.pylate_python,
-        "pylate-bf16": args.pylate_python,
-        "onnxruntime": args.onnx_python,
-        "onnxruntime-int8": args.onnx_python,
-    }
+    interpreters = interpreters_of(args)
     for system in dict.fromkeys(s.strip() for s in args.systems.split(",") if s.strip()):
         found = versions(interpreters[system])
         pythons[LABELS[system]] = found.pop("python")

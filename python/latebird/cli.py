@@ -57,7 +57,7 @@ def read_texts(path: str, fmt: str, field: str, id_field: str) -> Texts:
 
 
 def _load_model(args: argparse.Namespace) -> Any:
-    from . import LatebirdError
+    from . import InvalidInputError, LatebirdError
     from .colbert import ColBERT
 
     if args.threads is not None:
@@ -67,6 +67,8 @@ def _load_model(args: argparse.Namespace) -> Any:
         return ColBERT(
             args.model, revision=args.revision, device=args.device, precision=args.precision
         )
+    except InvalidInputError as e:
+        _fail(str(e), EXIT_USAGE)
     except LatebirdError as e:
         _fail(f"cannot load model {args.model!r}: {e}", EXIT_FAILURE)
 
@@ -329,13 +331,17 @@ def _positive(value: str) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from . import __version__
+    from . import __version__, build_features
 
     parser = argparse.ArgumentParser(
         prog="latebird",
         description="PyLate-exact ColBERT encoding and ranking without PyTorch.",
     )
-    parser.add_argument("--version", action="version", version=f"latebird {__version__}")
+    parser.add_argument(
+        "--version",
+        action="version",
+        version=f"latebird {__version__} (backends: {', '.join(build_features)})",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     def common(p: argparse.ArgumentParser) -> None:

@@ -44,6 +44,8 @@ def test_int8_settings(kind: str, tmp_path) -> None:
         ('{"precison": "int8"}', "`precison`: unknown setting"),
         ('{"precision": "int4"}', "expected one of float32, bfloat16, int8"),
         ("[1]", "LATEBIRD_SETTINGS is an array"),
+        ('{"device": "gpu"}', '`device`: is "gpu"; expected "cpu", "cuda"'),
+        ('{"device": "cuda"}', "device cuda:0: this build of latebird was compiled without"),
     ],
 )
 def test_bad_settings_fail_the_init(kind: str, tmp_path, settings: str, needle: str) -> None:

@@ -216,6 +216,20 @@ def test_model_errors_exit_1(tmp_path: Path, files) -> None:
     assert "cannot load model" in r.stderr and "modules.json" in r.stderr
 
 
+def test_devices_the_build_lacks_are_errors(tmp_path: Path, files) -> None:
+    out = ["--documents", str(files["txt"]), "--output", str(tmp_path / "o.npz")]
+    r = run("encode", "--model", MODEL, "--device", "gpu", *out)
+    assert r.returncode == 2, r.stderr
+    assert '`device`: is "gpu"; expected "cpu", "cuda"' in r.stderr
+    if "cuda" not in latebird.build_features:
+        r = run("encode", "--model", MODEL, "--device", "cuda:1", *out)
+        assert r.returncode == 1, r.stderr
+        assert "device cuda:1: this build of latebird was compiled without the `cuda`" in r.stderr
+    assert not (tmp_path / "o.npz").exists()
+    r = run("--version")
+    assert r.returncode == 0 and f"(backends: {', '.join(latebird.build_features)})" in r.stdout
+
+
 def test_console_script_installed() -> None:
     script = Path(sys.executable).parent / "latebird"
     if not script.exists():
