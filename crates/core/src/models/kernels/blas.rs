@@ -66,12 +66,11 @@ mod mkl {
         );
     }
 
-    /// Outputs per packed block: several tasks even for a narrow layer (a MiniLM's 384), few
-    /// enough calls per product.
-    const BLOCK: usize = 64;
+    /// Outputs per packed block are a multiple of this.
+    const BLOCK_STEP: usize = 64;
     /// Rows per task: MKL's own cache blocking pays off from a few hundred rows.
     const ROWS_PER_TASK: usize = 512;
-    /// The rows the packing is told to expect (MKL packs B for any number of rows).
+    /// The rows the packing is told of (MKL's packed B serves any number of rows).
     const ROWS_HINT: usize = ROWS_PER_TASK;
 
     /// MKL's packed copy of `W^T` for outputs `first..first + width`, in a buffer that never
@@ -114,11 +113,19 @@ mod mkl {
                 "weight of {} values for [{n}, {k}]",
                 w.len()
             );
-            let firsts: Vec<usize> = (0..n).step_by(BLOCK).collect();
+            // One block of outputs per thread: a single query's product still spreads over
+            // every thread, and each packed matrix carries several MB of MKL's padding, so no
+            // more blocks than that.
+            let width = n
+                .div_ceil(rayon::current_num_threads().max(1))
+                .div_ceil(BLOCK_STEP)
+                .max(1)
+                * BLOCK_STEP;
+            let firsts: Vec<usize> = (0..n).step_by(width).collect();
             let blocks = firsts
                 .into_par_iter()
                 .map(|first| {
-                    let width = BLOCK.min(n - first);
+                    let width = width.min(n - first);
                     // SAFETY: plain queries and a write into a buffer of the size MKL asks
                     // for; `src` holds `width` rows of `k` values.
                     unsafe {
