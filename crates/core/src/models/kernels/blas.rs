@@ -15,9 +15,14 @@ use super::packed::SharedOut;
 #[cfg(all(feature = "mkl", not(target_arch = "x86_64")))]
 compile_error!("the `mkl` feature needs an x86_64 target (Intel MKL); on macOS use `accelerate`");
 
-/// The CBLAS constants of the calls below (`mkl_cblas.h`, `cblas.h`).
+/// The CBLAS constants of the calls below (`mkl_cblas.h`, `cblas.h`), and their integers.
 #[allow(dead_code)]
 mod cblas {
+    /// A dimension as CBLAS's 32-bit integer (LP64).
+    pub(super) fn int(v: usize) -> std::ffi::c_int {
+        std::ffi::c_int::try_from(v).expect("matrix dimension beyond CBLAS's 32-bit interface")
+    }
+
     pub(super) const ROW_MAJOR: i32 = 101;
     pub(super) const NO_TRANS: i32 = 111;
     pub(super) const TRANS: i32 = 112;
@@ -32,7 +37,8 @@ mod mkl {
 
     use rayon::prelude::*;
 
-    use super::{cblas, PackedWeight, SharedOut};
+    use super::cblas::{self, int};
+    use super::{PackedWeight, SharedOut};
 
     // Linked from MKL's static libraries (intel-mkl-src, LP64: MKL_INT is a C int).
     extern "C" {
@@ -98,10 +104,6 @@ mod mkl {
         blocks: Vec<Block>,
         n: usize,
         k: usize,
-    }
-
-    fn int(v: usize) -> c_int {
-        c_int::try_from(v).expect("matrix dimension beyond MKL's 32-bit LP64 interface")
     }
 
     impl MklWeight {
@@ -223,7 +225,8 @@ mod mkl {
 mod accelerate {
     use std::ffi::c_int;
 
-    use super::{cblas, PackedWeight};
+    use super::cblas::{self, int};
+    use super::PackedWeight;
 
     // From the Accelerate framework (linked by accelerate-src through Candle's feature).
     extern "C" {
@@ -267,10 +270,6 @@ mod accelerate {
                 k,
             }
         }
-    }
-
-    fn int(v: usize) -> c_int {
-        c_int::try_from(v).expect("matrix dimension beyond the CBLAS 32-bit interface")
     }
 
     impl PackedWeight for AccelerateWeight {
