@@ -149,17 +149,15 @@ impl LinearWeight {
     /// The weight as the checkpoint stores it, in `precision` (`None`: as stored).
     fn new(parts: LinearParts, precision: Option<Precision>, device: &Device) -> Result<Self> {
         let on_host_kernels = device.is_cpu() && fused_kernels();
-        if let (false, Some(p @ (Precision::Bfloat16 | Precision::Float16))) =
-            (on_host_kernels, precision)
-        {
-            let dtype = match p {
-                Precision::Float16 => DType::F16,
-                _ => DType::BF16,
-            };
-            let weight = dequantize(parts, device)?.to_dtype(dtype)?;
-            return Ok(LinearWeight::Device { weight });
-        }
         Ok(match (parts, precision) {
+            // The device path's half precisions (float16 only there: `Backbone::load` refuses
+            // it on the CPU kernels).
+            (parts, Some(Precision::Float16)) => LinearWeight::Device {
+                weight: dequantize(parts, device)?.to_dtype(DType::F16)?,
+            },
+            (parts, Some(Precision::Bfloat16)) if !on_host_kernels => LinearWeight::Device {
+                weight: dequantize(parts, device)?.to_dtype(DType::BF16)?,
+            },
             (LinearParts::F32(weight), Some(Precision::Int8)) => {
                 LinearWeight::Int8(with_host_values(&weight, |w, n, k| {
                     Int8Weight::quantize(w, n, k)
@@ -176,10 +174,6 @@ impl LinearWeight {
                 LinearWeight::Int8(Int8Weight::from_quantized(&values, scales, n, k))
             }
             (parts, None | Some(Precision::Float32)) => Self::float32(dequantize(parts, device)?)?,
-            (parts, Some(Precision::Float16)) => LinearWeight::Device {
-                // Refused on the CPU kernels by `Backbone::load`; kept total here.
-                weight: dequantize(parts, device)?.to_dtype(DType::F16)?,
-            },
         })
     }
 
