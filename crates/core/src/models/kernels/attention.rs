@@ -6,12 +6,12 @@
 //! PyTorch's scaled_dot_product_attention gives.
 
 use candle_core::{CpuStorage, CustomOp1, CustomOp3, Layout, Shape};
-use gemm::{gemm, Parallelism};
 use rayon::prelude::*;
 
 use super::contiguous;
 use super::math::{exp, lane_max, lane_sum, multiversion};
 use super::packed::SharedOut;
+use super::sgemm::{sgemm, Operand};
 
 /// One sequence of a packed batch: rows `start..start + len` of the `[T, ..]` tensors, of
 /// which the first `keys` are attended to (the rest are query expansion tokens).
@@ -150,50 +150,26 @@ impl PackedAttention<'_> {
             // of d, k and v nk rows of d, scores m rows of kw, and the output block is rows
             // span.start + first .. + m, columns h * d .. (h + 1) * d of a [T, hidden] buffer.
             unsafe {
-                gemm(
-                    m,
-                    kw,
-                    d,
+                sgemm(
+                    (m, kw, d),
                     s.scores.as_mut_ptr(),
-                    1,
-                    kw as isize,
-                    false,
-                    s.q.as_ptr().add(first * d),
-                    1,
-                    d as isize,
-                    s.k.as_ptr().add(lo * d),
-                    d as isize,
-                    1,
-                    0.0,
-                    1.0,
-                    false,
-                    false,
-                    false,
-                    Parallelism::None,
+                    kw,
+                    Operand::rows(s.q.as_ptr().add(first * d), d),
+                    Operand {
+                        ptr: s.k.as_ptr().add(lo * d),
+                        row_stride: 1,
+                        col_stride: d,
+                    },
                 );
             }
             softmax_rows(&mut s.scores, kw, &ranges[..m]);
             unsafe {
-                gemm(
-                    m,
-                    d,
-                    kw,
+                sgemm(
+                    (m, d, kw),
                     out.at((span.start + first) * hidden + h * d),
-                    1,
-                    hidden as isize,
-                    false,
-                    s.scores.as_ptr(),
-                    1,
-                    kw as isize,
-                    s.v.as_ptr().add(lo * d),
-                    1,
-                    d as isize,
-                    0.0,
-                    1.0,
-                    false,
-                    false,
-                    false,
-                    Parallelism::None,
+                    hidden,
+                    Operand::rows(s.scores.as_ptr(), kw),
+                    Operand::rows(s.v.as_ptr().add(lo * d), d),
                 );
             }
         }

@@ -6,9 +6,8 @@
 //! gemm: every weight is read by one thread per block, and the threads never wait for each
 //! other inside a product, which gemm's own threading does poorly for a few rows.
 
-use gemm::{gemm, Parallelism};
-
 use super::packed::{PanelKernel, Panels, RowCode, PANEL};
+use super::sgemm::{sgemm, Operand};
 
 /// A weight `[n, k]` (PyTorch's `[out, in]`) in f32, packed for gemm.
 #[derive(Clone, Debug)]
@@ -48,29 +47,14 @@ impl PanelKernel for F32Weight {
         debug_assert!(w.len() >= k * PANEL);
         debug_assert!(acc.len() >= rows * PANEL);
         // SAFETY: x holds `rows` rows of k values `stride` apart, the panel k rows of PANEL
-        // values and acc `rows` rows of PANEL values (checked above); gemm reads and writes
-        // only those.
+        // values and acc `rows` rows of PANEL values (checked above).
         unsafe {
-            gemm(
-                rows,
-                PANEL,
-                k,
+            sgemm(
+                (rows, PANEL, k),
                 acc.as_mut_ptr(),
-                1,
-                PANEL as isize,
-                false,
-                x.as_ptr(),
-                1,
-                stride as isize,
-                w.as_ptr(),
-                1,
-                PANEL as isize,
-                0.0,
-                1.0,
-                false,
-                false,
-                false,
-                Parallelism::None,
+                PANEL,
+                Operand::rows(x.as_ptr(), stride),
+                Operand::rows(w.as_ptr(), PANEL),
             )
         }
     }

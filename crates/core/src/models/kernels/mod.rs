@@ -15,6 +15,7 @@ pub(crate) mod math;
 mod matmul;
 mod norm;
 mod packed;
+mod sgemm;
 
 use candle_core::{
     CpuStorage, CustomOp1, CustomOp2, InplaceOp1, InplaceOp2, InplaceOp3, Layout, Shape,
