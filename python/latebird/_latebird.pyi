@@ -147,7 +147,8 @@ def pool_hierarchical(
 def quantize(
     model: str | PathLike[str], output: str | PathLike[str], precision: str
 ) -> dict[str, Any]:
-    """Writes an int8 copy of the model folder `model` to `output` (a new or empty folder)."""
+    """Writes an int8 or float16 copy of the model folder `model` to `output` (a new or empty
+    folder)."""
 
 # The AWS Lambda contract (crates/service), for latebird.lambda_handler.
 

@@ -303,7 +303,7 @@ def cmd_quantize(args: argparse.Namespace) -> None:
         _fail(f"cannot quantize {args.model!r}: {e}", EXIT_FAILURE)
     before, after = report["bytes_before"], report["bytes_after"]
     print(
-        f"{args.output}: {report['quantized']} weight matrices in {args.precision}; "
+        f"{args.output}: {report['quantized']} tensors in {args.precision}; "
         f"backbone weights {before / 1e6:.1f} MB -> {after / 1e6:.1f} MB",
         file=sys.stderr,
     )
@@ -407,11 +407,13 @@ def build_parser() -> argparse.ArgumentParser:
     rank.set_defaults(run=cmd_rank)
 
     quantize = sub.add_parser(
-        "quantize", help="write an int8 copy of a model folder (about 1/4 of the weights)"
+        "quantize",
+        help="write an int8 copy (about 1/4 of the linear weights) or a float16 copy "
+        "(half of every weight) of a model folder",
     )
     quantize.add_argument("model", help="PyLate model folder")
     quantize.add_argument("output", help="new or empty folder to write")
-    quantize.add_argument("--precision", choices=["int8"], default="int8")
+    quantize.add_argument("--precision", choices=["int8", "float16"], default="int8")
     quantize.set_defaults(run=cmd_quantize)
     return parser
 

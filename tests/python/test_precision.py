@@ -72,11 +72,29 @@ def test_quantize_refusals_overwrite_nothing(tmp_path):
         latebird.ColBERT(source, precision="int4")  # type: ignore[arg-type]
 
 
+def test_cli_quantize_float16_halves_the_weights_and_encodes_in_float32(tmp_path, capsys):
+    source = model_dir("minilm-colbert")
+    out = tmp_path / "f16"
+    assert main(["quantize", str(source), str(out), "--precision", "float16"]) == 0
+    assert "tensors in float16" in capsys.readouterr().err
+    weights = out / "model.safetensors"
+    assert weights.stat().st_size < 0.52 * (source / "model.safetensors").stat().st_size
+    copy = latebird.ColBERT(out)
+    assert copy.precision == "float32"
+    want = latebird.ColBERT(source).encode(TEXTS, is_query=False)
+    got = copy.encode(TEXTS, is_query=False)
+    for a, b in zip(want, got):
+        assert a.shape == b.shape
+        cosine = (a * b).sum(axis=1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
+        assert cosine.min() > 0.999
+        assert not np.array_equal(a, b)
+
+
 def test_cli_quantize_and_encode_in_int8(tmp_path, capsys):
     source = model_dir("modernbert-v4")
     out = tmp_path / "q"
     assert main(["quantize", str(source), str(out)]) == 0
-    assert "weight matrices in int8" in capsys.readouterr().err
+    assert "tensors in int8" in capsys.readouterr().err
     docs = tmp_path / "docs.txt"
     docs.write_text("\n".join(TEXTS) + "\n")
     for model, precision in [(out, None), (source, "int8")]:

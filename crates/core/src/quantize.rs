@@ -1,6 +1,7 @@
-//! Writes a quantized copy of a model folder: the backbone's linear-layer weights in int8,
-//! everything else as it was. Every binding loads the copy like any model folder, in int8
-//! unless told otherwise.
+//! Writes a smaller copy of a model folder: the backbone's linear-layer weights in int8
+//! (everything else as it was), or every float tensor of the backbone in float16 (half the
+//! download, for browsers). Every binding loads the copy like any model folder: an int8 copy
+//! in int8 unless told otherwise, a float16 copy in float32.
 
 use std::path::{Path, PathBuf};
 
@@ -17,7 +18,8 @@ use crate::weights::WeightStore;
 /// What [`quantize`] wrote.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct QuantizeReport {
-    /// Weight matrices stored in the new precision.
+    /// Tensors stored in the new precision: weight matrices for int8, every float tensor
+    /// for float16.
     pub quantized: usize,
     /// Size of the backbone's weights file before, in bytes.
     pub bytes_before: u64,
@@ -41,25 +43,30 @@ const OTHER_WEIGHT_FILES: &[&str] = &[
 ];
 
 /// Writes to `output` (a new or empty folder) a copy of the PyLate model folder `model`
-/// whose backbone weights are stored in `precision`: for [`Precision::Int8`], every linear
-/// layer's weight `[out, in]` becomes int8 values with one float32 step per output
-/// (`{name}_scale`), quantized exactly as loading the float model with `precision` int8
-/// does, so both give the same embeddings. Embeddings, norms, biases and the Dense head stay
-/// as they were. The model is loaded first, so a folder latebird cannot run is refused before
-/// anything is written.
+/// whose backbone weights are stored in `precision`:
+/// - [`Precision::Int8`]: every linear layer's weight `[out, in]` becomes int8 values with
+///   one float32 step per output (`{name}_scale`), quantized exactly as loading the float
+///   model with `precision` int8 does, so both give the same embeddings. Embeddings, norms,
+///   biases and the Dense head stay as they were.
+/// - [`Precision::Float16`]: every float tensor of the backbone (embedding tables included,
+///   which dominate small models) is rounded to float16; the copy loads in float32 by
+///   default, its weights then exactly the rounded values. The Dense head stays as it was.
 ///
-/// Errors: [`Error::InvalidArgument`] (`precision` float32, `output` not empty, the model
-/// already quantized), the load errors of the model, [`Error::Write`].
+/// The model is loaded first, so a folder latebird cannot run is refused before anything is
+/// written.
+///
+/// Errors: [`Error::InvalidArgument`] (`precision` float32 or bfloat16, `output` not empty,
+/// the model already quantized), the load errors of the model, [`Error::Write`].
 pub fn quantize(
     model: impl AsRef<Path>,
     output: impl AsRef<Path>,
     precision: Precision,
 ) -> Result<QuantizeReport> {
     let (model, output) = (model.as_ref(), output.as_ref());
-    if precision != Precision::Int8 {
+    if !matches!(precision, Precision::Int8 | Precision::Float16) {
         return Err(Error::argument(
             "precision",
-            format!("is {precision}; expected int8 (float32 is the model as it is, and bfloat16 needs no copy: load the model with precision bfloat16)"),
+            format!("is {precision}; expected int8 or float16 (float32 is the model as it is, and bfloat16 needs no copy: load the model with precision bfloat16)"),
         ));
     }
     check_output(output)?;
@@ -89,7 +96,24 @@ pub fn quantize(
             ));
         }
         let shape = view.shape().to_vec();
-        if is_linear_weight(&tensor_name, &shape, view.dtype()) {
+        let float = matches!(view.dtype(), Dtype::F32 | Dtype::F64 | Dtype::BF16);
+        if precision == Precision::Float16 && float {
+            let values: Vec<f32> = store.get(&tensor_name, &shape)?.flatten_all()?.to_vec1()?;
+            if let Some(v) = values.iter().find(|v| v.is_finite() && v.abs() > 65504.0) {
+                return Err(Error::argument(
+                    "precision",
+                    format!("float16 cannot hold {tensor_name:?}: it has the value {v}, beyond float16's largest (65504); use int8"),
+                ));
+            }
+            let bytes = values
+                .iter()
+                .flat_map(|&v| half::f16::from_f32(v).to_le_bytes())
+                .collect();
+            owned.push((tensor_name.clone(), Dtype::F16, shape, bytes));
+            quantized += 1;
+        } else if precision == Precision::Int8
+            && is_linear_weight(&tensor_name, &shape, view.dtype())
+        {
             let (rows, cols) = (shape[0], shape[1]);
             let values: Vec<f32> = store.get(&tensor_name, &shape)?.flatten_all()?.to_vec1()?;
             let (q, scales) = quantize_symmetric(&values, cols);

@@ -96,6 +96,35 @@ fn quantized_folders_match_int8_loading_and_stay_close_to_float32() {
 }
 
 #[test]
+fn float16_folders_are_half_the_size_and_load_in_float32() {
+    for family in FAMILIES {
+        let dir = common::model_dir(family);
+        let out = tempfile::tempdir().unwrap();
+        let target = out.path().join("f16");
+        let report = quantize(&dir, &target, Precision::Float16).unwrap();
+        assert!(report.quantized >= 4, "{family}: {report:?}");
+        // Every float tensor halves; integer buffers (position ids) and the header stay.
+        assert!(
+            report.bytes_after * 100 < report.bytes_before * 52,
+            "{family}: {report:?}"
+        );
+        let copy = load(&target, None);
+        assert_eq!(copy.precision(), Precision::Float32, "{family}");
+        let float = encode(&load(&dir, None));
+        let got = encode(&copy);
+        assert_ne!(float[0].data, got[0].data, "{family}: float16 must differ");
+        let cosine = min_cosine(&float, &got);
+        assert!(cosine > 0.999, "{family}: min token cosine {cosine}");
+        // A float16 copy is not quantized again into int8 silently: it loads in int8 only
+        // when asked, from its rounded weights.
+        assert_eq!(
+            load(&target, Some(Precision::Int8)).precision(),
+            Precision::Int8
+        );
+    }
+}
+
+#[test]
 fn bfloat16_is_close_to_float32_from_float_and_int8_folders() {
     for family in FAMILIES {
         let dir = common::model_dir(family);
@@ -158,11 +187,11 @@ fn float16_runs_where_devices_run_and_is_refused_by_the_cpu_kernels() {
 fn quantize_refuses_what_it_cannot_do_and_overwrites_nothing() {
     let dir = common::model_dir("modernbert-v4");
     let out = tempfile::tempdir().unwrap();
-    for precision in [Precision::Float32, Precision::Bfloat16, Precision::Float16] {
+    for precision in [Precision::Float32, Precision::Bfloat16] {
         assert_error!(
             quantize(&dir, out.path().join("a"), precision),
             Error::InvalidArgument { ref name, .. } if name == "precision",
-            [precision.name(), "expected int8"]
+            [precision.name(), "expected int8 or float16"]
         );
     }
     let busy = out.path().join("busy");
