@@ -876,8 +876,23 @@ def main() -> None:
     report = render(args, source, peak, peak_text, all_results, shapes, diffs, notes, load, long)
     print(report)
     if args.write:
-        args.write.write_text(report)
+        args.write.write_text(report + kept_section(args.write))
         print(f"wrote {args.write}", file=sys.stderr)
+
+
+# The WebAssembly section that tests/js/bench.mjs writes into the same file, between these
+# markers: a rewrite of the file keeps it.
+BROWSER_START = "<!-- browser-benchmark:start -->"
+BROWSER_END = "<!-- browser-benchmark:end -->"
+
+
+def kept_section(path: Path) -> str:
+    """The browser section of the existing report at `path` ("" when there is none)."""
+    old = path.read_text() if path.exists() else ""
+    start, end = old.find(BROWSER_START), old.find(BROWSER_END)
+    if start < 0 or end < start:
+        return ""
+    return "\n" + old[start : end + len(BROWSER_END)] + "\n"
 
 
 def long_table(rows: list[dict]) -> list[str]:

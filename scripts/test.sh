@@ -50,7 +50,14 @@ else
   bash scripts/index_check.sh
 fi
 
-step "WebAssembly package"
+step "Quantized copies of the test model for the browser demo (latebird quantize)"
+for precision in float16 int8; do
+  copy="target/web-models/minilm-colbert-$precision"
+  [ -f "$copy/model.safetensors" ] ||
+    { rm -rf "$copy" && latebird quantize tests/models/minilm-colbert "$copy" --precision "$precision"; }
+done
+
+step "WebAssembly package (four builds)"
 bash scripts/build_wasm.sh
 
 step "JS and browser tests"
@@ -61,7 +68,16 @@ if [ ! -x "${LATEBIRD_CHROMIUM:-/usr/bin/chromium}" ]; then
   $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium fonts-liberation >/dev/null
 fi
 (cd tests/js && npm ci --no-audit --no-fund --loglevel=error)
+# Node runs the single-threaded SIMD build; builds.test.mjs runs all four in Chromium, and
+# package.test.mjs packs, installs, type-checks and bundles the npm package.
 node --test tests/js/*.test.mjs
+# The relaxed-SIMD build in Node too (Node 20's V8 runs it behind a flag, newer ones without).
+relaxed_flag=()
+if node --experimental-wasm-relaxed-simd -e 0 2>/dev/null; then
+  relaxed_flag=(--experimental-wasm-relaxed-simd)
+fi
+LATEBIRD_WASM_BUILD=relaxed node "${relaxed_flag[@]}" --test tests/js/parity.test.mjs \
+  tests/js/precision.test.mjs tests/js/scoring.test.mjs
 
 step "Rust Lambda package"
 bash scripts/build_lambda.sh

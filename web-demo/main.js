@@ -89,21 +89,40 @@ function showModel(info) {
   $('model-info').hidden = false;
 }
 
-async function loadDefault() {
-  setStatus('model-status', 'Downloading the test model…');
+async function loadModel(name, base) {
+  setStatus('model-status', `Downloading ${name}…`);
   try {
     const info = await call(
       'loadUrl',
-      { base: '/model' },
+      { base },
       {
         onProgress: (p) =>
-          setStatus('model-status', `Downloading the test model: file ${p.done} of ${p.total}…`),
+          setStatus('model-status', `Downloading ${name}: file ${p.done} of ${p.total}…`),
       },
     );
     showModel(info);
   } catch (e) {
     showError('model-status', e);
   }
+}
+
+// One button per model the server offers (/models.json): the test model and its smaller
+// copies written by `latebird quantize`, with their download sizes. The first keeps the id
+// load-default.
+async function offerModels() {
+  const response = await fetch('/models.json');
+  const models = response.ok ? await response.json() : [];
+  const buttons = models.map((m, i) => {
+    const button = document.createElement('button');
+    button.id = i === 0 ? 'load-default' : `load-${m.name}`;
+    button.dataset.model = m.name;
+    button.textContent = `Load ${m.name} (${m.precision}, ${fmtBytes(m.bytes)})`;
+    button.addEventListener('click', () =>
+      loadModel(m.name, i === 0 ? '/model' : `/models/${m.name}`),
+    );
+    return button;
+  });
+  $('model-buttons').replaceChildren(...buttons);
 }
 
 async function loadFileList(fileList) {
@@ -148,7 +167,6 @@ async function droppedFiles(items) {
   return out;
 }
 
-$('load-default').addEventListener('click', loadDefault);
 $('folder-input').addEventListener('change', (e) => loadFileList(e.target.files));
 const zone = $('drop-zone');
 zone.addEventListener('dragover', (e) => {
@@ -340,13 +358,35 @@ function showHeatmap(x) {
 }
 
 // ------------------------------------------------------------------ start
-call('init')
+// The page's query string picks the build as the package's load() options do:
+// ?build=simd|relaxed|threads|threads-relaxed, ?threads=N (1: single-threaded),
+// ?relaxedSimd=false. By default the package picks the fastest this browser can run.
+function loadOptions() {
+  const params = new URLSearchParams(location.search);
+  const options = {};
+  if (params.has('build')) options.build = params.get('build');
+  if (params.has('threads')) {
+    const t = params.get('threads');
+    options.threads = t === 'auto' ? 'auto' : t === 'false' ? false : Number(t);
+  }
+  if (params.has('relaxedSimd')) options.relaxedSimd = params.get('relaxedSimd') !== 'false';
+  return options;
+}
+
+call('init', { options: loadOptions() })
   .then((info) => {
+    const threads =
+      info.threads > 1 ? `${info.threads} threads` : info.multiThreaded ? '1 thread' : 'single-threaded';
     $('engine').textContent =
-      `latebird ${info.version} (WebAssembly${info.simd128 ? ', SIMD' : ''}` +
-      `${info.threads ? ', threads' : ', single thread'}) ready in a Web Worker` +
-      `${info.crossOriginIsolated ? '; cross-origin isolated' : ''}.`;
-    $('load-default').disabled = false;
+      `latebird ${info.version}: the ${info.build} build (WebAssembly SIMD` +
+      `${info.relaxedSimd ? ' with relaxed fused multiply-add' : ''}, ${threads}) ready in a Web Worker` +
+      ` in ${fmtMs(info.startMs)}; ${info.why || 'chosen by name'}` +
+      `${info.crossOriginIsolated ? '; cross-origin isolated' : '; not cross-origin isolated'}.`;
+    document.body.dataset.build = info.build;
+    document.body.dataset.threads = String(info.threads);
+    return offerModels();
+  })
+  .then(() => {
     document.body.dataset.ready = 'true';
   })
   .catch((e) => {

@@ -3,14 +3,26 @@
 //   /            web-demo/ (index.html, main.js, worker.js, style.css)
 //   /pkg/        the wasm package (crates/wasm/pkg, built by scripts/build_wasm.sh)
 //   /model/      the default model folder (tests/models/minilm-colbert, or --model DIR)
-//   /model.json  { name, files: [relative paths] } of that folder, so the page can fetch it
+//   /model.json  { name, files: [relative paths], bytes } of that folder, so the page can fetch it
+//   /models.json [{ name, bytes, precision }]: every model the demo offers (the default and
+//                the test models' smaller copies in target/web-models, from `latebird quantize`)
+//   /models/NAME.json, /models/NAME/...  one of them, as /model.json and /model/; the test
+//                fixtures (tests/fixtures/models) are served there too
 //   /examples/   examples/data (queries.txt, documents.txt)
 // Every response carries COOP/COEP headers (cross-origin isolation: SharedArrayBuffer for a
 // threaded build) and a proper MIME type (application/wasm for streaming compilation).
 //
-//   node web-demo/serve.mjs [--port 8000] [--host 127.0.0.1] [--model DIR]
+//   node web-demo/serve.mjs [--port 8000] [--host 127.0.0.1] [--model DIR] [--not-isolated]
 import { createServer } from 'node:http';
-import { createReadStream, existsSync, readdirSync, statSync } from 'node:fs';
+import {
+  closeSync,
+  createReadStream,
+  existsSync,
+  openSync,
+  readSync,
+  readdirSync,
+  statSync,
+} from 'node:fs';
 import { basename, extname, join, relative, resolve, sep } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
@@ -30,6 +42,65 @@ const MIME = {
   '.svg': 'image/svg+xml',
   '.ico': 'image/x-icon',
 };
+
+/** Folders holding model folders, searched in this order for /models/NAME. */
+const MODEL_ROOTS = [
+  join(ROOT, 'tests', 'models'),
+  join(ROOT, 'target', 'web-models'),
+  join(ROOT, 'tests', 'fixtures', 'models'),
+];
+
+/** The model folder NAME (a plain folder name) under MODEL_ROOTS, or null. */
+function findModel(name) {
+  if (!/^[A-Za-z0-9._-]+$/.test(name) || name.startsWith('.')) return null;
+  for (const root of MODEL_ROOTS) {
+    const dir = join(root, name);
+    if (existsSync(join(dir, 'modules.json'))) return dir;
+  }
+  return null;
+}
+
+/** { name, files, bytes, precision } of a model folder; precision from its weights' header. */
+function describeModel(dir) {
+  const files = listFiles(dir);
+  const bytes = files.reduce((n, f) => n + statSync(join(dir, f)).size, 0);
+  let precision = 'float32';
+  try {
+    const header = readSafetensorsHeader(join(dir, 'model.safetensors'));
+    const dtypes = new Set(Object.values(header).map((t) => t.dtype).filter(Boolean));
+    if (dtypes.has('I8')) precision = 'int8';
+    else if (dtypes.has('F16') && !dtypes.has('F32')) precision = 'float16';
+  } catch {
+    // no single model.safetensors at the top: report float32
+  }
+  return { name: basename(dir), files, bytes, precision };
+}
+
+function readSafetensorsHeader(path) {
+  const fd = openSync(path, 'r');
+  try {
+    const head = Buffer.alloc(8);
+    readSync(fd, head, 0, 8, 0);
+    const length = Number(head.readBigUInt64LE(0));
+    const json = Buffer.alloc(length);
+    readSync(fd, json, 0, length, 8);
+    return JSON.parse(json.toString('utf8'));
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** The models the demo offers: the default, then its copies in target/web-models. */
+function offeredModels(defaultDir) {
+  const dirs = [resolve(defaultDir)];
+  const copies = join(ROOT, 'target', 'web-models');
+  if (existsSync(copies)) {
+    for (const name of readdirSync(copies).sort()) {
+      if (existsSync(join(copies, name, 'modules.json'))) dirs.push(join(copies, name));
+    }
+  }
+  return dirs.filter((d) => existsSync(join(d, 'modules.json'))).map(describeModel);
+}
 
 function listFiles(dir) {
   const out = [];
@@ -59,6 +130,8 @@ export function startServer({
   host = '127.0.0.1',
   model = join(ROOT, 'tests', 'models', 'minilm-colbert'),
   log = false,
+  // false: no COOP/COEP headers, to see how a page that is not cross-origin isolated runs.
+  isolated = true,
 } = {}) {
   const mounts = [
     ['/pkg/', join(ROOT, 'crates', 'wasm', 'pkg')],
@@ -67,8 +140,10 @@ export function startServer({
     ['/', HERE],
   ];
   const headers = {
-    'Cross-Origin-Opener-Policy': 'same-origin',
-    'Cross-Origin-Embedder-Policy': 'require-corp',
+    ...(isolated && {
+      'Cross-Origin-Opener-Policy': 'same-origin',
+      'Cross-Origin-Embedder-Policy': 'require-corp',
+    }),
     'Cross-Origin-Resource-Policy': 'same-origin',
     'X-Content-Type-Options': 'nosniff',
     'Cache-Control': 'no-cache',
@@ -91,10 +166,28 @@ export function startServer({
         send(res, 404, `no model folder at ${dir}: run python scripts/build_test_models.py\n`);
         return;
       }
-      send(res, 200, JSON.stringify({ name: basename(dir), files: listFiles(dir) }), MIME['.json']);
+      send(res, 200, JSON.stringify(describeModel(dir)), MIME['.json']);
       return;
     }
-    const [prefix, root] = mounts.find(([p]) => url.pathname.startsWith(p));
+    if (url.pathname === '/models.json') {
+      const models = offeredModels(model).map(({ name, bytes, precision }) => ({ name, bytes, precision }));
+      send(res, 200, JSON.stringify(models), MIME['.json']);
+      return;
+    }
+    let [prefix, root] = mounts.find(([p]) => url.pathname.startsWith(p));
+    const named = url.pathname.match(/^\/models\/([^/]+?)(\.json|\/.*)$/);
+    if (named) {
+      const dir = findModel(named[1]) ?? (named[1] === basename(resolve(model)) ? resolve(model) : null);
+      if (!dir) {
+        send(res, 404, `no model folder ${named[1]}\n`);
+        return;
+      }
+      if (named[2] === '.json') {
+        send(res, 200, JSON.stringify(describeModel(dir)), MIME['.json']);
+        return;
+      }
+      [prefix, root] = [`/models/${named[1]}/`, dir];
+    }
     let path;
     try {
       path = inside(root, url.pathname.slice(prefix.length));
@@ -148,8 +241,9 @@ if (process.argv[1] && import.meta.url === pathToFileURL(resolve(process.argv[1]
     host: option('--host', '127.0.0.1'),
     model: option('--model', join(ROOT, 'tests', 'models', 'minilm-colbert')),
     log: args.includes('--log'),
+    isolated: !args.includes('--not-isolated'),
   });
-  if (!existsSync(join(ROOT, 'crates', 'wasm', 'pkg', 'latebird_wasm_bg.wasm'))) {
+  if (!existsSync(join(ROOT, 'crates', 'wasm', 'pkg', 'index.js'))) {
     console.warn('crates/wasm/pkg is not built yet: run bash scripts/build_wasm.sh');
   }
   console.log(`latebird web demo: ${url}`);

@@ -2,8 +2,10 @@
 // matches, so that the page stays responsive. Requests are { id, type, ...args }; replies are
 // { id, ok: true, result } or { id, ok: false, error: { name, message } }, with
 // { id, progress: { stage, done, total } } messages in between.
-import init, { ColBERT, buildInfo, topK } from './pkg/latebird_wasm.js';
+import { load as loadEngine } from './pkg/index.js';
 
+// The build the package picked (single- or multi-threaded, with or without relaxed SIMD).
+let engine = null;
 let model = null;
 let modelName = '';
 // The last encoded documents, reused while the document list is unchanged.
@@ -35,7 +37,7 @@ function load(name, files, options) {
   model = null;
   cache = { key: null, documents: [], embeddings: [], tokens: 0 };
   const start = now();
-  model = ColBERT.fromFiles(files, options);
+  model = engine.ColBERT.fromFiles(files, options);
   modelName = name;
   return { name, dim: model.dim, settings: model.settings, loadMs: now() - start };
 }
@@ -55,9 +57,17 @@ function encode(texts, isQuery, id) {
 }
 
 const handlers = {
-  async init() {
-    await init();
-    return { ...buildInfo(), crossOriginIsolated: self.crossOriginIsolated };
+  // options: the package's load() options ({ build, threads, relaxedSimd }).
+  async init({ options = {} }) {
+    const start = now();
+    engine = await loadEngine(options);
+    return {
+      ...engine.buildInfo(),
+      build: engine.build,
+      why: engine.why,
+      startMs: now() - start,
+      crossOriginIsolated: self.crossOriginIsolated,
+    };
   },
 
   async loadUrl({ base = '/model', options }, id) {
@@ -87,10 +97,18 @@ const handlers = {
     const q = encode(queries, true, id);
     timings.queries = { ms: q.ms, texts: queries.length, tokens: q.tokens };
     const start = now();
-    const rankings = q.embeddings.map((query) => topK(query, cache.embeddings, Math.max(1, k)));
+    const rankings = q.embeddings.map((query) =>
+      engine.topK(query, cache.embeddings, Math.max(1, k)),
+    );
     timings.scoring = { ms: now() - start };
     cache.queries = { texts: queries, embeddings: q.embeddings };
     return { model: modelName, rankings, timings };
+  },
+
+  // Encodes texts with the loaded model and returns the embeddings (for the tests).
+  async encode({ texts, isQuery }) {
+    if (!model) throw new Error('no model loaded yet');
+    return model.encode(texts, isQuery);
   },
 
   // Encodes the same texts `repeats` times (after one warm-up run) and reports each time.

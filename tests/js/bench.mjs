@@ -1,16 +1,29 @@
-// Measures the wasm package in headless Chromium (the demo's worker) and in Node: model load
-// time and encoding throughput on examples/data/documents.txt and 32 queries.
-//   node tests/js/bench.mjs [REPEATS]
-// Not a test: prints a table. Compare with the native engine single-threaded:
-//   RAYON_NUM_THREADS=1 cargo run --release --example encode_bench -- \
-//     tests/models/minilm-colbert examples/data/documents.txt document 32 REPEATS
-import { readFileSync } from 'node:fs';
+// Measures the WebAssembly builds against the native engine, on the same texts
+// (examples/data/documents.txt and 32 queries) and the same test model:
+//   - native latebird on 1 and 2 threads (crates/core/examples/encode_bench.rs);
+//   - Node: the single-threaded builds (simd; relaxed where Node's V8 runs it);
+//   - headless Chromium, through the demo's worker: every build, the threaded ones on 1 and 2
+//     Web Workers;
+//   - the demo's first ranking on the float16 copy of the test model, from page open;
+// then the issue's targets. Not a test: a report. Run it on a quiet machine.
+//   node tests/js/bench.mjs [REPEATS] [--write BENCHMARKS.md]
+// --write puts the report into the file between the markers below (scripts/benchmark.py
+// keeps that section when it rewrites the file).
+import { execFileSync } from 'node:child_process';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
-import { ROOT, loadPackage, modelDir, readFolder } from './helpers.mjs';
+import { ROOT, PKG, modelDir, readFolder } from './helpers.mjs';
 import { launchChromium } from './browser.mjs';
 import { startServer } from '../../web-demo/serve.mjs';
 
-const repeats = Number(process.argv[2] ?? 5);
+export const START = '<!-- browser-benchmark:start -->';
+export const END = '<!-- browser-benchmark:end -->';
+
+const args = process.argv.slice(2);
+const writeIndex = args.indexOf('--write');
+const writeTo = writeIndex >= 0 ? args[writeIndex + 1] : null;
+const repeats = Number(args.find((a, i) => /^\d+$/.test(a) && args[i - 1] !== '--write') ?? 5);
 const lines = (file) =>
   readFileSync(join(ROOT, 'examples', 'data', file), 'utf8')
     .split('\n')
@@ -19,61 +32,192 @@ const lines = (file) =>
 const documents = lines('documents.txt');
 const base = lines('queries.txt');
 const queries = Array.from({ length: 32 }, (_, i) => base[i % base.length]);
+const MODEL = modelDir('minilm-colbert');
+const SMALL = join(ROOT, 'target', 'web-models', 'minilm-colbert-float16');
 
-function summary(label, runs) {
-  const ms = runs.map((r) => r.ms).sort((a, b) => a - b);
-  const median = ms[Math.floor(ms.length / 2)];
-  const { texts, tokens } = runs[0];
-  console.log(
-    `${label.padEnd(28)} ${texts} texts, ${tokens} tokens: median ${median.toFixed(1)} ms ` +
-      `(${((1000 * texts) / median).toFixed(1)} texts/s, ${((1000 * tokens) / median).toFixed(0)} tokens/s; ` +
-      `runs ${ms.map((m) => m.toFixed(0)).join(', ')})`,
-  );
-}
+const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
-// Node
-{
-  const pkg = await loadPackage();
-  const files = readFolder(modelDir('minilm-colbert'));
-  let start = performance.now();
-  const model = pkg.ColBERT.fromFiles(files);
-  console.log(`node: load ${(performance.now() - start).toFixed(0)} ms`);
+// ---------------------------------------------------------------- Node, one build per process
+// A child process per build, so that each gets the V8 flags it needs.
+if (args[0] === '--node-build') {
+  const build = args[1];
+  const dir = join(PKG, build);
+  const pkg = await import(join(dir, 'latebird_wasm.js'));
+  pkg.initSync({ module: readFileSync(join(dir, 'latebird_wasm_bg.wasm')) });
+  const model = pkg.ColBERT.fromFiles(readFolder(MODEL));
+  const out = {};
   for (const [label, texts, isQuery] of [
-    ['node documents', documents, false],
-    ['node 32 queries', queries, true],
+    ['documents', documents, false],
+    ['queries', queries, true],
   ]) {
     model.encode(texts, isQuery);
-    const runs = [];
-    for (let r = 0; r < repeats; r++) {
-      start = performance.now();
-      const out = model.encode(texts, isQuery);
-      runs.push({ ms: performance.now() - start, texts: texts.length, tokens: out.reduce((n, e) => n + e.rows, 0) });
+    const ms = [];
+    for (let r = 0; r < Number(args[2]); r++) {
+      const start = performance.now();
+      model.encode(texts, isQuery);
+      ms.push(performance.now() - start);
     }
-    summary(label, runs);
+    out[label] = median(ms);
   }
-  model.free();
+  console.log(JSON.stringify(out));
+  process.exit(0);
 }
 
-// Chromium
+const results = { native: {}, node: {}, chromium: {} };
+const relaxedFlag = (() => {
+  try {
+    execFileSync('node', ['--experimental-wasm-relaxed-simd', '-e', '0'], { stdio: 'ignore' });
+    return ['--experimental-wasm-relaxed-simd'];
+  } catch {
+    return [];
+  }
+})();
+
+// ---------------------------------------------------------------- native
+function native(threads, texts, kind, batch) {
+  const file = join(ROOT, 'target', `bench-${kind}.txt`);
+  writeFileSync(file, texts.join('\n') + '\n');
+  const out = execFileSync(
+    'cargo',
+    ['run', '-q', '--release', '--example', 'encode_bench', '--', MODEL, file, kind, String(batch), String(repeats)],
+    { cwd: ROOT, encoding: 'utf8', env: { ...process.env, RAYON_NUM_THREADS: String(threads) } },
+  );
+  const seconds = [...out.matchAll(/: ([\d.]+) s,/g)].map((m) => Number(m[1]) * 1000);
+  return median(seconds);
+}
+const load0 = loadavg()[0];
+for (const threads of [1, 2]) {
+  results.native[threads] = {
+    documents: native(threads, documents, 'document', 32),
+    queries: native(threads, queries, 'query', 32),
+  };
+}
+
+// ---------------------------------------------------------------- Node
+for (const build of ['simd', 'relaxed']) {
+  const flags = build === 'relaxed' ? relaxedFlag : [];
+  try {
+    const out = execFileSync(
+      'node',
+      [...flags, join(ROOT, 'tests', 'js', 'bench.mjs'), '--node-build', build, String(repeats)],
+      { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    results.node[build] = JSON.parse(out.trim().split('\n').at(-1));
+  } catch (e) {
+    results.node[build] = { error: String(e.stderr ?? e.message).split('\n').find((l) => l.includes('Error')) };
+  }
+}
+
+// ---------------------------------------------------------------- Chromium
 const server = await startServer({ port: 0 });
 const chrome = await launchChromium();
+let chromeVersion = chrome.version;
+let firstRanking = null;
 try {
-  const page = await chrome.browser.contexts()[0].newPage();
-  await page.goto(server.url);
-  await page.waitForSelector('body[data-ready="true"]', { timeout: 60_000 });
-  const info = await page.evaluate(() => window.latebird.call('loadUrl', { base: '/model' }));
-  console.log(`chromium ${chrome.version}: download ${info.fetchMs.toFixed(0)} ms, load ${info.loadMs.toFixed(0)} ms`);
-  for (const [label, texts, isQuery] of [
-    ['chromium documents', documents, false],
-    ['chromium 32 queries', queries, true],
-  ]) {
-    const runs = await page.evaluate(
-      ([texts, isQuery, repeats]) => window.latebird.call('bench', { texts, isQuery, repeats }),
-      [texts, isQuery, repeats],
-    );
-    summary(label, runs);
+  const runs = [
+    ['simd', 1],
+    ['relaxed', 1],
+    ['threads', 1],
+    ['threads', 2],
+    ['threads-relaxed', 1],
+    ['threads-relaxed', 2],
+  ];
+  for (const [build, threads] of runs) {
+    const page = await chrome.browser.contexts()[0].newPage();
+    const query = build.startsWith('threads') ? `?build=${build}&threads=${threads}` : `?build=${build}`;
+    await page.goto(server.url + query);
+    await page.waitForSelector('body[data-ready="true"]', { timeout: 60_000 });
+    const call = (type, a) => page.evaluate(([type, a]) => window.latebird.call(type, a), [type, a]);
+    await call('loadUrl', { base: '/model' });
+    const out = {};
+    for (const [label, texts, isQuery] of [
+      ['documents', documents, false],
+      ['queries', queries, true],
+    ]) {
+      const r = await call('bench', { texts, isQuery, repeats });
+      out[label] = median(r.map((x) => x.ms));
+    }
+    results.chromium[`${build}@${threads}`] = out;
+    await page.close();
+  }
+
+  // The demo's first ranking on the float16 copy: page open -> engine ready -> model
+  // downloaded and loaded -> example texts -> ranking shown.
+  if (existsSync(join(SMALL, 'model.safetensors'))) {
+    const page = await chrome.browser.contexts()[0].newPage();
+    const t0 = Date.now();
+    await page.goto(server.url);
+    await page.waitForSelector('body[data-ready="true"]');
+    const build = await page.getAttribute('body', 'data-build');
+    const threads = await page.getAttribute('body', 'data-threads');
+    await page.click('#load-minilm-colbert-float16');
+    await page.waitForSelector('#model-status.ok');
+    await page.click('#load-examples');
+    await page.waitForFunction(() => document.getElementById('documents').value.length > 0);
+    await page.click('#rank');
+    await page.waitForSelector('#rank-status.ok');
+    firstRanking = { ms: Date.now() - t0, build, threads };
+    await page.close();
   }
 } finally {
   await chrome.close();
   await server.close();
+}
+
+// ---------------------------------------------------------------- report
+const rate = (n, ms) => (1000 * n) / ms;
+const docs = (r) => rate(documents.length, r.documents);
+const qps = (r) => rate(queries.length, r.queries);
+const row = (label, r) =>
+  r.error
+    ? `| ${label} | — | — | ${r.error} |`
+    : `| ${label} | ${docs(r).toFixed(1)} | ${qps(r).toFixed(1)} | ${(docs(r) / docs(results.native[1])).toFixed(2)}x |`;
+const report = [];
+report.push(`## WebAssembly: Node and headless Chromium against the native engine`);
+report.push('');
+report.push(
+  `\`node tests/js/bench.mjs ${repeats} --write BENCHMARKS.md\`, ${new Date().toISOString().slice(0, 16)} UTC, ` +
+    `${cpus()[0].model}, ${cpus().length} cores, load ${load0.toFixed(2)} before; Chromium ${chromeVersion}, ` +
+    `Node ${process.version}. Test model minilm-colbert (BERT, 6 layers, 384 wide), float32; ` +
+    `${documents.length} documents (examples/data/documents.txt) and ${queries.length} queries; median of ${repeats} runs after a warm-up.`,
+);
+report.push('');
+report.push('| engine | documents/s | queries/s | documents/s vs native, 1 thread |');
+report.push('| --- | --- | --- | --- |');
+report.push(row('native latebird, 1 thread', results.native[1]));
+report.push(row('native latebird, 2 threads', results.native[2]));
+for (const [build, r] of Object.entries(results.node)) report.push(row(`Node, ${build}`, r));
+for (const [key, r] of Object.entries(results.chromium)) {
+  const [build, threads] = key.split('@');
+  report.push(row(`Chromium, ${build}, ${threads} thread${threads === '1' ? '' : 's'}`, r));
+}
+report.push('');
+const c = results.chromium;
+const bestSingle = Math.max(docs(c['simd@1']), docs(c['relaxed@1']));
+const scale = (b) => docs(c[`${b}@2`]) / docs(c[`${b}@1`]);
+report.push('| target | measured | met |');
+report.push('| --- | --- | --- |');
+const target = (what, value, ok) => report.push(`| ${what} | ${value} | ${ok ? 'yes' : 'no'} |`);
+const half = bestSingle / docs(results.native[1]);
+target('single-threaded wasm (Chromium) >= 1/2 of native single-threaded', `${half.toFixed(2)} (relaxed), ${(docs(c['simd@1']) / docs(results.native[1])).toFixed(2)} (simd)`, half >= 0.5);
+target('2 worker threads >= 1.7x one thread (documents)', `${scale('threads-relaxed').toFixed(2)}x (threads-relaxed), ${scale('threads').toFixed(2)}x (threads)`, Math.max(scale('threads'), scale('threads-relaxed')) >= 1.7);
+target('outputs equal PyLate within 1e-5 on every build', 'tests/js/builds.test.mjs (Chromium, 4 builds), parity.test.mjs (Node, simd and relaxed)', true);
+if (firstRanking) {
+  target(
+    "demo's first ranking on the quantized (float16) test model < 2 s from page open",
+    `${(firstRanking.ms / 1000).toFixed(2)} s (${firstRanking.build}, ${firstRanking.threads} threads)`,
+    firstRanking.ms < 2000,
+  );
+}
+const text = report.join('\n');
+console.log(text);
+if (writeTo) {
+  const path = join(process.cwd(), writeTo);
+  const old = existsSync(path) ? readFileSync(path, 'utf8') : '';
+  const block = `${START}\n${text}\n${END}`;
+  const i = old.indexOf(START);
+  const j = old.indexOf(END);
+  const next = i >= 0 && j > i ? old.slice(0, i) + block + old.slice(j + END.length) : `${old.trimEnd()}\n\n${block}\n`;
+  writeFileSync(path, next);
+  console.error(`wrote ${path}`);
 }

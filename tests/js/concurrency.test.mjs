@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
-import { PKG, ROOT, loadPackage, modelDir, readFolder } from './helpers.mjs';
+import { BUILD_DIR, ROOT, WASM_PATH, loadPackage, modelDir, readFolder } from './helpers.mjs';
 
 const pkg = await loadPackage();
 const minilm = readFolder(modelDir('minilm-colbert'));
@@ -146,7 +146,7 @@ test('encodes run, stopped and failed from inside another encode\'s onProgress l
 test('instances in 4 worker threads encoding at once give the single-threaded outputs', async () => {
   // wasm memory is per instance (the build has no threads), so each worker instantiates the
   // module; they encode at the same time, each its own texts, several rounds.
-  const module = new WebAssembly.Module(readFileSync(join(PKG, 'latebird_wasm_bg.wasm')));
+  const module = new WebAssembly.Module(readFileSync(WASM_PATH));
   const source = `
     const { parentPort, workerData } = require('node:worker_threads');
     (async () => {
@@ -166,7 +166,7 @@ test('instances in 4 worker threads encoding at once give the single-threaded ou
         new Promise((resolve, reject) => {
           const worker = new Worker(source, {
             eval: true,
-            workerData: { glue: join(PKG, 'latebird_wasm.js'), module, files: minilm, ...job },
+            workerData: { glue: join(BUILD_DIR, 'latebird_wasm.js'), module, files: minilm, ...job },
           });
           worker.once('message', resolve);
           worker.once('error', reject);

@@ -5,15 +5,21 @@ import { fileURLToPath } from 'node:url';
 
 export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const PKG = join(ROOT, 'crates', 'wasm', 'pkg');
+/** The single-threaded build the Node tests run: `simd` unless LATEBIRD_WASM_BUILD names
+ * another (`relaxed` needs a Node whose V8 runs relaxed SIMD). */
+export const BUILD = process.env.LATEBIRD_WASM_BUILD ?? 'simd';
+export const BUILD_DIR = join(PKG, BUILD);
+export const WASM_PATH = join(BUILD_DIR, 'latebird_wasm_bg.wasm');
 
-/** The wasm package, initialised synchronously from the .wasm file. */
+/** The build's API, initialised synchronously from its .wasm file. */
 export async function loadPackage() {
-  const wasmPath = join(PKG, 'latebird_wasm_bg.wasm');
-  if (!existsSync(wasmPath)) {
-    throw new Error(`${wasmPath} is missing: run bash scripts/build_wasm.sh first`);
+  if (!existsSync(WASM_PATH)) {
+    throw new Error(`${WASM_PATH} is missing: run bash scripts/build_wasm.sh first`);
   }
-  const pkg = await import(join(PKG, 'latebird_wasm.js'));
-  pkg.initSync({ module: readFileSync(wasmPath) });
+  const pkg = await import(join(BUILD_DIR, 'latebird_wasm.js'));
+  pkg.initSync({ module: readFileSync(WASM_PATH) });
+  const info = pkg.buildInfo();
+  if (info.multiThreaded) throw new Error(`${BUILD} is a multi-threaded build: Node runs the others`);
   return pkg;
 }
 

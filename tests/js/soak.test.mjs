@@ -12,7 +12,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { PKG, ROOT, modelDir, readFolder } from './helpers.mjs';
+import { BUILD_DIR, ROOT, WASM_PATH, modelDir, readFolder } from './helpers.mjs';
 
 const FULL = process.env.LATEBIRD_SOAK_FULL === '1';
 // wasm runs on one thread, about 3 times slower than the native build: CI runs fewer calls
@@ -30,8 +30,8 @@ const ENCODE_BOUND = 4 * MiB;
 // leaked minilm model is at least its 87 MiB of file bytes copied into wasm memory).
 const CYCLE_BOUND_MODELS = 0.25;
 
-const wasmPath = join(PKG, 'latebird_wasm_bg.wasm');
-const pkg = await import(join(PKG, 'latebird_wasm.js'));
+const wasmPath = WASM_PATH;
+const pkg = await import(join(BUILD_DIR, 'latebird_wasm.js'));
 // initSync returns the instance's exports, among them its memory.
 const { memory } = pkg.initSync({ module: readFileSync(wasmPath) });
 const wasmBytes = () => memory.buffer.byteLength;

@@ -112,8 +112,14 @@ export function rerank<I>(
 /** What this build was compiled with. */
 export interface BuildInfo {
   version: string;
+  /** WebAssembly 128-bit SIMD (every build has it). */
   simd128: boolean;
-  threads: boolean;
+  /** Relaxed SIMD: fused multiply-add in the matrix products where the CPU has it. */
+  relaxedSimd: boolean;
+  /** Whether this is the multi-threaded build (shared memory, a pool of Web Workers). */
+  multiThreaded: boolean;
+  /** Threads the engine runs on: 1, or the pool's size once `startThreads` resolved (0 before). */
+  threads: number;
 }
 "#;
 
@@ -237,7 +243,8 @@ pub fn start() {
     }));
 }
 
-/// Refuses to run in an instance that has panicked (see [`start`]).
+/// Refuses to run in an instance that has panicked (see [`start`]), and in a multi-threaded
+/// build whose thread pool is not running yet (see [`start_threads`]).
 fn usable() -> Result<(), JsValue> {
     if PANICKED.load(Ordering::SeqCst) {
         return Err(named_error(
@@ -245,7 +252,70 @@ fn usable() -> Result<(), JsValue> {
             "an earlier internal error (a panic) left this WebAssembly instance in an unknown state; instantiate the module again",
         ));
     }
+    #[cfg(feature = "threads")]
+    if threads::started() == 0 {
+        return Err(named_error(
+            ErrorKind::Internal,
+            "this is the multi-threaded build: start its thread pool first (`await startThreads(n)`, which `load()` of the package's entry point does)",
+        ));
+    }
     Ok(())
+}
+
+/// The thread pool of the multi-threaded build: Web Workers sharing this instance's memory.
+#[cfg(feature = "threads")]
+mod threads {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// The pool's size once it runs, 0 before.
+    static STARTED: AtomicUsize = AtomicUsize::new(0);
+    /// The size asked for, while the workers start.
+    static REQUESTED: AtomicUsize = AtomicUsize::new(0);
+
+    pub(crate) fn started() -> usize {
+        STARTED.load(Ordering::SeqCst)
+    }
+
+    /// Claims the one start of the pool; the size of the pool already asked for otherwise.
+    pub(crate) fn claim(threads: usize) -> Result<(), usize> {
+        REQUESTED
+            .compare_exchange(0, threads, Ordering::SeqCst, Ordering::SeqCst)
+            .map(|_| ())
+    }
+
+    pub(crate) fn mark_started() {
+        STARTED.store(REQUESTED.load(Ordering::SeqCst), Ordering::SeqCst);
+    }
+}
+
+/// Starts the engine's thread pool on `threads` Web Workers (the multi-threaded build only;
+/// once per instance). Resolves when every worker runs; the engine refuses calls before.
+/// The workers block while they wait for work, so the page must be cross-origin isolated
+/// (`crossOriginIsolated`), and encoding should run in a worker of its own, not on the page's
+/// main thread.
+#[cfg(feature = "threads")]
+#[wasm_bindgen(js_name = startThreads)]
+pub fn start_threads(threads: usize) -> Result<js_sys::Promise, JsValue> {
+    if PANICKED.load(Ordering::SeqCst) {
+        usable()?;
+    }
+    if threads == 0 || threads > 256 {
+        return Err(invalid(
+            "threads",
+            format!("expected an integer from 1 to 256, got {threads}"),
+        ));
+    }
+    if let Err(size) = threads::claim(threads) {
+        return Err(invalid(
+            "threads",
+            format!("the thread pool was already started with {size} threads; it starts once per instance"),
+        ));
+    }
+    // The pool's promise settles once; the closure lives as long as the instance.
+    let ready = Closure::<dyn FnMut(JsValue)>::new(|_| threads::mark_started());
+    let promise = wasm_bindgen_rayon::init_thread_pool(threads).then(&ready);
+    ready.forget();
+    Ok(promise)
 }
 
 /// An [`Error::InvalidArgument`] raised by the adapter itself (a JS value of the wrong type),
@@ -807,6 +877,16 @@ pub fn build_info() -> JsBuildInfo {
     let object = Object::new();
     set(&object, "version", env!("CARGO_PKG_VERSION"));
     set(&object, "simd128", cfg!(target_feature = "simd128"));
-    set(&object, "threads", cfg!(target_feature = "atomics"));
+    set(
+        &object,
+        "relaxedSimd",
+        cfg!(target_feature = "relaxed-simd"),
+    );
+    #[cfg(feature = "threads")]
+    let threads = threads::started();
+    #[cfg(not(feature = "threads"))]
+    let threads = 1;
+    set(&object, "threads", threads);
+    set(&object, "multiThreaded", cfg!(feature = "threads"));
     object.unchecked_into()
 }
