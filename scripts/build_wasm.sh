@@ -84,20 +84,20 @@ if [ "$(wasm-bindgen --version 2>/dev/null | awk '{print $2}')" != "$version" ];
 fi
 
 # --- 3. Each build: compile, then JS glue and TypeScript types into pkg/<build>/ ------------
+# Two builds at a time (LATEBIRD_WASM_JOBS): each spends most of its time in single-threaded
+# codegen (codegen-units = 1), so a pair takes little longer than one.
+JOBS="${LATEBIRD_WASM_JOBS:-2}"
+LOGS="${CACHE}wasm-logs"
 rm -rf "$OUT"
-mkdir -p "$OUT"
-for build in $BUILDS; do
-  features="+simd128"
-  cargo_features=()
-  link=()
+mkdir -p "$OUT" "$LOGS"
+build_one() {
+  local build="$1" features="+simd128" cargo_features=() link=()
   case "$build" in
-    simd) ;;
-    relaxed) features+=",+relaxed-simd" ;;
-    threads) ;;
-    threads-relaxed) features+=",+relaxed-simd" ;;
+    simd | threads) ;;
+    relaxed | threads-relaxed) features+=",+relaxed-simd" ;;
     *)
       say "unknown build $build (expected simd, relaxed, threads, threads-relaxed)"
-      exit 2
+      return 2
       ;;
   esac
   if [[ "$build" == threads* ]]; then
@@ -112,6 +112,7 @@ for build in $BUILDS; do
       link+=(-C "link-arg=--export=$symbol")
     done
   fi
+  local t0 target_dir
   t0=$(date +%s)
   target_dir="${CACHE}wasm-$build"
   RUSTFLAGS="-C target-feature=$features ${link[*]}" \
@@ -120,10 +121,42 @@ for build in $BUILDS; do
   wasm-bindgen --target web --out-dir "$OUT/$build" "$target_dir/$TARGET/release/latebird_wasm.wasm"
   # No wasm-opt: Debian's binaryen (108) cannot parse wasm-bindgen 0.2.130's output (table.fill),
   # and on the module before wasm-bindgen it saves only ~7% of the gzipped size.
+  local size gz
   size=$(stat -c %s "$OUT/$build/latebird_wasm_bg.wasm")
   gz=$(gzip -9 -c "$OUT/$build/latebird_wasm_bg.wasm" | wc -c)
   say "$build ($features): $size bytes, $gz gzipped, in $(($(date +%s) - t0)) s"
+}
+declare -A pids=()
+failed=0
+finish() { # waits for the build $1 and shows its log if it failed
+  if ! wait "${pids[$1]}"; then
+    say "the $1 build failed; its log ($LOGS/$1.log) ends with:"
+    tail -n 40 "$LOGS/$1.log" >&2
+    failed=1
+  fi
+  unset "pids[$1]"
+}
+for build in $BUILDS; do
+  while [ "${#pids[@]}" -ge "$JOBS" ]; do
+    # the oldest running build
+    for running in $BUILDS; do
+      if [ -n "${pids[$running]:-}" ]; then
+        finish "$running"
+        break
+      fi
+    done
+  done
+  say "building $build (log: $LOGS/$build.log)"
+  build_one "$build" >"$LOGS/$build.log" 2>&1 &
+  pids[$build]=$!
 done
+for build in $BUILDS; do
+  if [ -n "${pids[$build]:-}" ]; then finish "$build"; fi
+done
+for build in $BUILDS; do
+  grep -h '^\[build_wasm\]' "$LOGS/$build.log" >&2 || true
+done
+[ "$failed" -eq 0 ] || exit 1
 
 # --- 4. The package: entry point, types, README, package.json --------------------------------
 cp crates/wasm/js/index.js crates/wasm/js/index.d.ts "$OUT/"

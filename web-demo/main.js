@@ -380,8 +380,10 @@ call('init', { options: loadOptions() })
     $('engine').textContent =
       `latebird ${info.version}: the ${info.build} build (WebAssembly SIMD` +
       `${info.relaxedSimd ? ' with relaxed fused multiply-add' : ''}, ${threads}) ready in a Web Worker` +
-      ` in ${fmtMs(info.startMs)}; ${info.why || 'chosen by name'}` +
-      `${info.crossOriginIsolated ? '; cross-origin isolated' : '; not cross-origin isolated'}.`;
+      ` in ${fmtMs(info.startMs)}; ${info.why}` +
+      (info.why.includes('isolated')
+        ? '.'
+        : `${info.crossOriginIsolated ? '; cross-origin isolated' : '; not cross-origin isolated'}.`);
     document.body.dataset.build = info.build;
     document.body.dataset.threads = String(info.threads);
     return offerModels();

@@ -29,7 +29,7 @@ function expectedRanking() {
   return ranking;
 }
 
-test('web demo ranks the example documents like the engine, in headless Chromium', { timeout: 240_000 }, async (t) => {
+test('web demo ranks the example documents like the engine, on threads in headless Chromium', { timeout: 240_000 }, async (t) => {
   globalThis.latebirdPkg = await loadPackage();
   const expected = expectedRanking();
   assert.equal(expected.length, lines('documents.txt').length);
@@ -55,7 +55,17 @@ test('web demo ranks the example documents like the engine, in headless Chromium
   await page.waitForSelector('body[data-ready="true"]');
   const engine = await page.textContent('#engine');
   assert.match(engine, /SIMD/, engine);
-  assert.match(engine, /cross-origin isolated/, `COOP/COEP headers: ${engine}`);
+  assert.match(engine, /; cross-origin isolated/, `COOP/COEP headers: ${engine}`);
+  // Cross-origin isolated, the demo runs a threaded build on every core.
+  const cores = await page.evaluate(() => navigator.hardwareConcurrency);
+  if (cores > 1) {
+    assert.match(await page.getAttribute('body', 'data-build'), /^threads/, engine);
+    assert.equal(await page.getAttribute('body', 'data-threads'), String(Math.min(cores, 16)), engine);
+  }
+  // The model buttons: the test model and its smaller copies, with their sizes.
+  const buttons = await page.$$eval('#model-buttons button', (b) => b.map((x) => x.textContent));
+  assert.match(buttons[0], /^Load minilm-colbert \(float32, \d+\.\d MB\)$/, buttons.join(' | '));
+  assert.ok(buttons.some((b) => /minilm-colbert-float16 \(float16, /.test(b)), buttons.join(' | '));
 
   await page.click('#load-default');
   await page.waitForSelector('#model-status.ok');
