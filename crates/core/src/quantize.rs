@@ -56,7 +56,8 @@ const OTHER_WEIGHT_FILES: &[&str] = &[
 /// written.
 ///
 /// Errors: [`Error::InvalidArgument`] (`precision` float32 or bfloat16, `output` not empty,
-/// the model already quantized), the load errors of the model, [`Error::Write`].
+/// the model already quantized, or for float16 already in float16), the load errors of the
+/// model, [`Error::Write`].
 pub fn quantize(
     model: impl AsRef<Path>,
     output: impl AsRef<Path>,
@@ -138,6 +139,12 @@ pub fn quantize(
                 view.data().to_vec(),
             ));
         }
+    }
+    if precision == Precision::Float16 && quantized == 0 {
+        return Err(Error::argument(
+            "model",
+            format!("{} stores its weights in float16 already: a float16 copy would be the same; expected a float32 or bfloat16 model", model.display()),
+        ));
     }
     let mut info = metadata.metadata().clone().unwrap_or_default();
     info.insert(
