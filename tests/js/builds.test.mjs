@@ -104,3 +104,42 @@ test('without cross-origin isolation the package runs one thread and says why', 
   assert.match(error.message, /Cross-Origin-Embedder-Policy: require-corp/);
   assert.deepEqual(problems, []);
 });
+
+test('a threaded build refuses work before its pool starts, and bad pool sizes', { timeout: 120_000 }, async (t) => {
+  const server = await startServer({ port: 0 });
+  t.after(() => server.close());
+  const chrome = await launchChromium();
+  t.after(() => chrome.close());
+  const { page, problems } = await openDemo(chrome, server.url);
+  const outcome = await page.evaluate(async () => {
+    const m = await import('/pkg/threads/latebird_wasm.js');
+    await m.default();
+    const attempt = async (f) => {
+      try {
+        return { ok: await f() };
+      } catch (e) {
+        return { name: e.name, message: e.message };
+      }
+    };
+    return {
+      before: await attempt(() => m.ColBERT.fromFiles({})),
+      scoreBefore: await attempt(() => m.maxsim({ rows: 1, dim: 1, data: new Float32Array([1]) }, { rows: 1, dim: 1, data: new Float32Array([1]) })),
+      zero: await attempt(() => m.startThreads(0)),
+      tooMany: await attempt(() => m.startThreads(1000)),
+      start: await attempt(() => m.startThreads(2).then(() => m.buildInfo().threads)),
+      again: await attempt(() => m.startThreads(2)),
+      after: await attempt(() => m.maxsim({ rows: 1, dim: 1, data: new Float32Array([1]) }, { rows: 1, dim: 1, data: new Float32Array([1]) })),
+    };
+  });
+  assert.equal(outcome.before.name, 'LatebirdError');
+  assert.match(outcome.before.message, /start its thread pool first/);
+  assert.equal(outcome.scoreBefore.name, 'LatebirdError');
+  assert.equal(outcome.zero.name, 'InvalidInputError');
+  assert.match(outcome.zero.message, /threads.*from 1 to 256, got 0/);
+  assert.equal(outcome.tooMany.name, 'InvalidInputError');
+  assert.deepEqual(outcome.start, { ok: 2 });
+  assert.equal(outcome.again.name, 'InvalidInputError');
+  assert.match(outcome.again.message, /already started with 2 threads/);
+  assert.deepEqual(outcome.after, { ok: 1 });
+  assert.deepEqual(problems, []);
+});
