@@ -76,12 +76,12 @@ const relaxedFlag = (() => {
 })();
 
 // ---------------------------------------------------------------- native
-function native(threads, texts, kind, batch) {
+function native(threads, texts, kind, batch, precision = 'float32') {
   const file = join(ROOT, 'target', `bench-${kind}.txt`);
   writeFileSync(file, texts.join('\n') + '\n');
   const out = execFileSync(
     'cargo',
-    ['run', '-q', '--release', '--example', 'encode_bench', '--', MODEL, file, kind, String(batch), String(repeats)],
+    ['run', '-q', '--release', '--example', 'encode_bench', '--', MODEL, file, kind, String(batch), String(repeats), precision],
     { cwd: ROOT, encoding: 'utf8', env: { ...process.env, RAYON_NUM_THREADS: String(threads) } },
   );
   const seconds = [...out.matchAll(/: ([\d.]+) s,/g)].map((m) => Number(m[1]) * 1000);
@@ -94,6 +94,10 @@ for (const threads of [1, 2]) {
     queries: native(threads, queries, 'query', 32),
   };
 }
+results.native['1@int8'] = {
+  documents: native(1, documents, 'document', 32, 'int8'),
+  queries: native(1, queries, 'query', 32, 'int8'),
+};
 
 // ---------------------------------------------------------------- Node
 for (const build of ['simd', 'relaxed']) {
@@ -123,14 +127,16 @@ try {
     ['threads', 2],
     ['threads-relaxed', 1],
     ['threads-relaxed', 2],
+    ['relaxed', 1, 'int8'],
+    ['threads-relaxed', 2, 'int8'],
   ];
-  for (const [build, threads] of runs) {
+  for (const [build, threads, precision = 'float32'] of runs) {
     const page = await chrome.browser.contexts()[0].newPage();
     const query = build.startsWith('threads') ? `?build=${build}&threads=${threads}` : `?build=${build}`;
     await page.goto(server.url + query);
     await page.waitForSelector('body[data-ready="true"]', { timeout: 60_000 });
     const call = (type, a) => page.evaluate(([type, a]) => window.latebird.call(type, a), [type, a]);
-    await call('loadUrl', { base: '/model' });
+    await call('loadUrl', { base: '/model', options: { precision } });
     const out = {};
     for (const [label, texts, isQuery] of [
       ['documents', documents, false],
@@ -139,7 +145,7 @@ try {
       const r = await call('bench', { texts, isQuery, repeats });
       out[label] = median(r.map((x) => x.ms));
     }
-    results.chromium[`${build}@${threads}`] = out;
+    results.chromium[`${build}@${threads}${precision === 'float32' ? '' : `@${precision}`}`] = out;
     await page.close();
   }
 
@@ -167,6 +173,7 @@ try {
 }
 
 // ---------------------------------------------------------------- report
+// (float32 unless a row says int8: the linear layers quantized at load)
 const rate = (n, ms) => (1000 * n) / ms;
 const docs = (r) => rate(documents.length, r.documents);
 const qps = (r) => rate(queries.length, r.queries);
@@ -188,10 +195,12 @@ report.push('| engine | documents/s | queries/s | documents/s vs native, 1 threa
 report.push('| --- | --- | --- | --- |');
 report.push(row('native latebird, 1 thread', results.native[1]));
 report.push(row('native latebird, 2 threads', results.native[2]));
+report.push(row('native latebird, 1 thread, int8', results.native['1@int8']));
 for (const [build, r] of Object.entries(results.node)) report.push(row(`Node, ${build}`, r));
 for (const [key, r] of Object.entries(results.chromium)) {
-  const [build, threads] = key.split('@');
-  report.push(row(`Chromium, ${build}, ${threads} thread${threads === '1' ? '' : 's'}`, r));
+  const [build, threads, precision] = key.split('@');
+  const label = `Chromium, ${build}, ${threads} thread${threads === '1' ? '' : 's'}${precision ? `, ${precision}` : ''}`;
+  report.push(row(label, r));
 }
 report.push('');
 const c = results.chromium;

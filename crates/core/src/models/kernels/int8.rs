@@ -94,6 +94,12 @@ impl PanelKernel for Int8Weight {
                 return;
             }
         }
+        #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+        {
+            use super::int8_simd128::{dot_panel, wasm::Simd};
+            dot_panel::<Simd>(xq, stride, rows, w, groups, acc);
+        }
+        #[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
         dot_panel_portable(xq, stride, rows, w, groups, acc);
     }
 
@@ -183,6 +189,7 @@ multiversion! {
 }
 
 multiversion! {
+    #[cfg_attr(all(target_arch = "wasm32", target_feature = "simd128"), allow(dead_code))]
     fn dot_panel_portable(xq: &[u8], stride: usize, rows: usize, w: &[i8], groups: usize, acc: &mut [i32]) {
         for r in 0..rows {
             let x = &xq[r * stride..(r + 1) * stride];

@@ -10,6 +10,8 @@ pub(crate) mod bf16;
 #[cfg(any(feature = "mkl", feature = "accelerate"))]
 mod blas;
 pub(crate) mod int8;
+#[cfg(any(test, all(target_arch = "wasm32", target_feature = "simd128")))]
+mod int8_simd128;
 pub(crate) mod math;
 #[cfg(not(any(feature = "mkl", feature = "accelerate")))]
 mod matmul;
