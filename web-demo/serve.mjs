@@ -43,12 +43,10 @@ const MIME = {
   '.ico': 'image/x-icon',
 };
 
+/** The test model's smaller copies (`latebird quantize`, written by scripts/test.sh). */
+const WEB_MODELS = join(ROOT, 'target', 'web-models');
 /** Folders holding model folders, searched in this order for /models/NAME. */
-const MODEL_ROOTS = [
-  join(ROOT, 'tests', 'models'),
-  join(ROOT, 'target', 'web-models'),
-  join(ROOT, 'tests', 'fixtures', 'models'),
-];
+const MODEL_ROOTS = [join(ROOT, 'tests', 'models'), WEB_MODELS, join(ROOT, 'tests', 'fixtures', 'models')];
 
 /** The model folder NAME (a plain folder name) under MODEL_ROOTS, or null. */
 function findModel(name) {
@@ -92,14 +90,10 @@ function readSafetensorsHeader(path) {
 
 /** The models the demo offers: the default, then its copies in target/web-models. */
 function offeredModels(defaultDir) {
-  const dirs = [resolve(defaultDir)];
-  const copies = join(ROOT, 'target', 'web-models');
-  if (existsSync(copies)) {
-    for (const name of readdirSync(copies).sort()) {
-      if (existsSync(join(copies, name, 'modules.json'))) dirs.push(join(copies, name));
-    }
-  }
-  return dirs.filter((d) => existsSync(join(d, 'modules.json'))).map(describeModel);
+  const copies = existsSync(WEB_MODELS) ? readdirSync(WEB_MODELS).sort().map((n) => join(WEB_MODELS, n)) : [];
+  return [resolve(defaultDir), ...copies]
+    .filter((d) => existsSync(join(d, 'modules.json')))
+    .map(describeModel);
 }
 
 function listFiles(dir) {

@@ -90,3 +90,19 @@ export async function launchChromium({ timeoutMs = 60_000 } = {}) {
   }
   return { browser, close, pid: child.pid, version: browser.version() };
 }
+
+/**
+ * A new page of `chrome` that records its uncaught errors and console errors in `problems`
+ * (the tests assert it stays empty).
+ */
+export async function newPage(chrome, { timeoutMs = 120_000 } = {}) {
+  const context = chrome.browser.contexts()[0] ?? (await chrome.browser.newContext());
+  const page = await context.newPage();
+  page.setDefaultTimeout(timeoutMs);
+  const problems = [];
+  page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
+  page.on('console', (m) => {
+    if (m.type() === 'error') problems.push(`console error: ${m.text()}`);
+  });
+  return { page, problems };
+}

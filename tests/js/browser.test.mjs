@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ROOT, loadPackage, modelDir, readFolder } from './helpers.mjs';
-import { launchChromium } from './browser.mjs';
+import { launchChromium, newPage } from './browser.mjs';
 import { startServer } from '../../web-demo/serve.mjs';
 
 const TOLERANCE = 1e-5;
@@ -40,14 +40,7 @@ test('web demo ranks the example documents like the engine, on threads in headle
   t.after(() => chrome.close());
   console.log(`Chromium ${chrome.version} (pid ${chrome.pid}) on ${server.url}`);
 
-  const context = chrome.browser.contexts()[0] ?? (await chrome.browser.newContext());
-  const page = await context.newPage();
-  page.setDefaultTimeout(120_000);
-  const problems = [];
-  page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
-  page.on('console', (m) => {
-    if (m.type() === 'error') problems.push(`console error: ${m.text()}`);
-  });
+  const { page, problems } = await newPage(chrome);
   await page.setViewportSize({ width: 1280, height: 900 });
 
   const t0 = Date.now();

@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { ROOT, readSafetensors, maxAbsDiff, optionsOf } from './helpers.mjs';
-import { launchChromium } from './browser.mjs';
+import { launchChromium, newPage } from './browser.mjs';
 import { startServer } from '../../web-demo/serve.mjs';
 
 const TOLERANCE = 1e-5;
@@ -21,13 +21,7 @@ const references = readdirSync(referenceDir)
   .map((file) => ({ file, ...readSafetensors(join(referenceDir, file)) }));
 
 async function openDemo(chrome, url) {
-  const page = await chrome.browser.contexts()[0].newPage();
-  page.setDefaultTimeout(120_000);
-  const problems = [];
-  page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
-  page.on('console', (m) => {
-    if (m.type() === 'error') problems.push(`console error: ${m.text()}`);
-  });
+  const { page, problems } = await newPage(chrome);
   await page.goto(url);
   await page.waitForSelector('body[data-ready="true"], #engine.error');
   return { page, problems };

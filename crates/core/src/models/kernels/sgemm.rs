@@ -185,12 +185,6 @@ mod blocked {
             // below `full`) or of `tail`, and writes its own columns of these rows of dst.
             unsafe {
                 match rows {
-                    6 => {
-                        block.columns::<L, 6>(main, full, tail.as_deref(), n, dst_rows, dst_stride)
-                    }
-                    5 => {
-                        block.columns::<L, 5>(main, full, tail.as_deref(), n, dst_rows, dst_stride)
-                    }
                     4 => {
                         block.columns::<L, 4>(main, full, tail.as_deref(), n, dst_rows, dst_stride)
                     }
