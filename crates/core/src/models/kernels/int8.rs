@@ -94,6 +94,12 @@ impl PanelKernel for Int8Weight {
                 return;
             }
         }
+        #[cfg(target_arch = "aarch64")]
+        if super::math::isa() == super::math::Isa::DotProd {
+            // SAFETY: isa() reports DotProd only when the CPU has the dot-product instructions.
+            unsafe { dotprod_panel(xq, stride, rows, w, groups, acc) };
+            return;
+        }
         #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
         {
             use super::int8_simd128::{dot_panel, wasm::Simd};
@@ -340,6 +346,153 @@ unsafe fn vnni_block<const R: usize>(
             _mm512_storeu_si512(acc.as_mut_ptr().add(r * PANEL + j * 16).cast(), *s);
         }
     }
+}
+
+/// The same sums on aarch64 with the Armv8.2 dot products: `sdot` (by element) adds, to each
+/// of four i32 lanes, the products of four signed bytes of a weight vector (one column's group
+/// of four inputs, the packed layout as it is) with one group of four activation bytes. The
+/// stored `q + 128` with its top bit flipped is `q` as a signed byte, and `128 * sum(w)` per
+/// column (one pass over the panel per call) gives the sums of the stored values, as VNNI's.
+/// Register blocks of 4 rows by 16 columns: 16 accumulators, 4 weight vectors and 4 rows of
+/// 16 activation bytes (four groups, one per `sdot` lane index) out of the 32 registers.
+#[cfg(target_arch = "aarch64")]
+#[target_feature(enable = "neon,dotprod")]
+unsafe fn dotprod_panel(
+    xq: &[u8],
+    stride: usize,
+    rows: usize,
+    w: &[i8],
+    groups: usize,
+    acc: &mut [i32],
+) {
+    use std::arch::aarch64::*;
+    debug_assert!(rows == 0 || xq.len() >= (rows - 1) * stride + groups * GROUP);
+    debug_assert!(w.len() >= groups * PANEL * GROUP);
+    debug_assert!(acc.len() >= rows * PANEL);
+    let wp = w.as_ptr();
+    let ones = vdupq_n_s8(1);
+    let mut offsets = [vdupq_n_s32(0); NEON_VECTORS];
+    for g in 0..groups {
+        for (j, sum) in offsets.iter_mut().enumerate() {
+            // SAFETY: group g of the panel is PANEL * GROUP bytes at g * PANEL * GROUP.
+            *sum = sdot::<0>(*sum, vld1q_s8(wp.add(g * PANEL * GROUP + j * 16)), ones);
+        }
+    }
+    for sum in offsets.iter_mut() {
+        *sum = vshlq_n_s32::<7>(*sum);
+    }
+    let x = xq.as_ptr();
+    let out = acc.as_mut_ptr();
+    // SAFETY (the blocks): rows r.. of x and acc exist (checked above).
+    let mut r = 0;
+    while r + 4 <= rows {
+        dotprod_block::<4>(
+            x.add(r * stride),
+            stride,
+            wp,
+            groups,
+            &offsets,
+            out.add(r * PANEL),
+        );
+        r += 4;
+    }
+    let (x, out) = (x.add(r * stride), out.add(r * PANEL));
+    match rows - r {
+        3 => dotprod_block::<3>(x, stride, wp, groups, &offsets, out),
+        2 => dotprod_block::<2>(x, stride, wp, groups, &offsets, out),
+        1 => dotprod_block::<1>(x, stride, wp, groups, &offsets, out),
+        _ => {}
+    }
+}
+
+/// i32 vectors of four columns in a panel.
+#[cfg(target_arch = "aarch64")]
+const NEON_VECTORS: usize = PANEL / 4;
+
+/// `R` rows (at `x`, `stride` bytes apart) against one panel, 16 columns at a time; writes
+/// `R * PANEL` sums at `out`.
+#[cfg(target_arch = "aarch64")]
+#[target_feature(enable = "neon,dotprod")]
+unsafe fn dotprod_block<const R: usize>(
+    x: *const u8,
+    stride: usize,
+    wp: *const i8,
+    groups: usize,
+    offsets: &[std::arch::aarch64::int32x4_t; NEON_VECTORS],
+    out: *mut i32,
+) {
+    use std::arch::aarch64::*;
+    let flip = vdupq_n_u8(0x80);
+    // SAFETY (all loads): row i has groups * GROUP bytes at i * stride, group g of the panel
+    // is PANEL * GROUP bytes at g * PANEL * GROUP; 16 bytes are read from a row only when
+    // four whole groups remain.
+    let signed = |bytes: uint8x16_t| vreinterpretq_s8_u8(veorq_u8(bytes, flip));
+    for quarter in 0..NEON_VECTORS / 4 {
+        let weights = |g: usize| -> [int8x16_t; 4] {
+            std::array::from_fn(|v| vld1q_s8(wp.add(g * PANEL * GROUP + (quarter * 4 + v) * 16)))
+        };
+        let mut sums = [[vdupq_n_s32(0); 4]; R];
+        let mut g = 0;
+        while g + 4 <= groups {
+            let xs: [int8x16_t; R] =
+                std::array::from_fn(|i| signed(vld1q_u8(x.add(i * stride + g * GROUP))));
+            sdot_rows::<0, R>(&mut sums, &weights(g), &xs);
+            sdot_rows::<1, R>(&mut sums, &weights(g + 1), &xs);
+            sdot_rows::<2, R>(&mut sums, &weights(g + 2), &xs);
+            sdot_rows::<3, R>(&mut sums, &weights(g + 3), &xs);
+            g += 4;
+        }
+        while g < groups {
+            let xs: [int8x16_t; R] = std::array::from_fn(|i| {
+                let four = x.add(i * stride + g * GROUP).cast::<u32>().read_unaligned();
+                signed(vreinterpretq_u8_u32(vdupq_n_u32(four)))
+            });
+            sdot_rows::<0, R>(&mut sums, &weights(g), &xs);
+            g += 1;
+        }
+        for (i, row) in sums.iter().enumerate() {
+            for (v, s) in row.iter().enumerate() {
+                let j = quarter * 4 + v;
+                vst1q_s32(out.add(i * PANEL + j * 4), vaddq_s32(*s, offsets[j]));
+            }
+        }
+    }
+}
+
+/// One group (lane `L` of each row's activations) into every row's four accumulators.
+#[cfg(target_arch = "aarch64")]
+#[inline(always)]
+unsafe fn sdot_rows<const L: i32, const R: usize>(
+    sums: &mut [[std::arch::aarch64::int32x4_t; 4]; R],
+    ws: &[std::arch::aarch64::int8x16_t; 4],
+    xs: &[std::arch::aarch64::int8x16_t; R],
+) {
+    for (row, x) in sums.iter_mut().zip(xs) {
+        for (s, w) in row.iter_mut().zip(ws) {
+            *s = sdot::<L>(*s, *w, *x);
+        }
+    }
+}
+
+/// `acc[i] += sum_j w[4i + j] * x[4L + j]` (SDOT by element). The intrinsic is not stable in
+/// this Rust, the instruction is; callers are compiled with the `dotprod` feature.
+#[cfg(target_arch = "aarch64")]
+#[inline(always)]
+unsafe fn sdot<const L: i32>(
+    acc: std::arch::aarch64::int32x4_t,
+    w: std::arch::aarch64::int8x16_t,
+    x: std::arch::aarch64::int8x16_t,
+) -> std::arch::aarch64::int32x4_t {
+    let mut acc = acc;
+    std::arch::asm!(
+        "sdot {acc:v}.4s, {w:v}.16b, {x:v}.4b[{lane}]",
+        acc = inout(vreg) acc,
+        w = in(vreg) w,
+        x = in(vreg) x,
+        lane = const L,
+        options(pure, nomem, nostack, preserves_flags),
+    );
+    acc
 }
 
 #[cfg(test)]

@@ -119,7 +119,9 @@ pub(crate) fn sigmoid(x: f32) -> f32 {
 
 /// Which instruction set the vectorised kernels run with, picked once from the CPU.
 /// `LATEBIRD_CPU=avx2` or `baseline` lowers it, and `generic` turns the fused kernels off
-/// for the Candle-ops path other devices take: the tests run each of them.
+/// for the Candle-ops path other devices take: the tests run each of them. On aarch64 the
+/// baseline is NEON (every aarch64 CPU has it); `DotProd` adds the int8 dot products of
+/// Armv8.2 (`sdot`: Graviton 2 and later, Apple M1 and later).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) enum Isa {
     Baseline,
@@ -127,6 +129,8 @@ pub(crate) enum Isa {
     Avx2,
     #[cfg(target_arch = "x86_64")]
     Avx512,
+    #[cfg(target_arch = "aarch64")]
+    DotProd,
 }
 
 fn cpu_choice() -> (Isa, bool) {
@@ -143,8 +147,11 @@ fn cpu_choice() -> (Isa, bool) {
     })
 }
 
-// Only the x86_64 builds have instruction sets to choose between.
-#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+// Only the x86_64 and aarch64 builds have instruction sets to choose between.
+#[cfg_attr(
+    not(any(target_arch = "x86_64", target_arch = "aarch64")),
+    allow(dead_code)
+)]
 pub(crate) fn isa() -> Isa {
     #[cfg(test)]
     if let Some(forced::Choice::Kernels(isa)) = forced::get() {
@@ -171,6 +178,8 @@ pub(crate) fn available() -> Vec<Isa> {
         Isa::Avx2,
         #[cfg(target_arch = "x86_64")]
         Isa::Avx512,
+        #[cfg(target_arch = "aarch64")]
+        Isa::DotProd,
     ];
     let detected = detect();
     all.into_iter().filter(|isa| *isa <= detected).collect()
@@ -252,7 +261,16 @@ fn detect() -> Isa {
     }
 }
 
-#[cfg(not(target_arch = "x86_64"))]
+#[cfg(target_arch = "aarch64")]
+fn detect() -> Isa {
+    if std::arch::is_aarch64_feature_detected!("dotprod") {
+        Isa::DotProd
+    } else {
+        Isa::Baseline
+    }
+}
+
+#[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
 fn detect() -> Isa {
     Isa::Baseline
 }

@@ -305,4 +305,8 @@ fn every_choice_is_tested() {
     if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
         assert!(all.contains(&Choice::Kernels(super::math::Isa::Avx2)));
     }
+    #[cfg(target_arch = "aarch64")]
+    if std::arch::is_aarch64_feature_detected!("dotprod") {
+        assert!(all.contains(&Choice::Kernels(super::math::Isa::DotProd)));
+    }
 }
