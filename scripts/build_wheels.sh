@@ -91,7 +91,14 @@ for t in "${targets[@]}"; do
   esac
   # shellcheck disable=SC2086
   rm -f "$out"/latebird-*-$pattern.whl
-  maturin build "${args[@]}"
+  # zig's linker and C compiler, not those a caller set for this target (scripts/aarch64.sh
+  # sets Debian's aarch64 GCC, whose glibc is newer than manylinux_2_28's).
+  key="$(tr 'a-z-' 'A-Z_' <<<"$t")"
+  unset_own=()
+  if [[ " ${args[*]} " == *" --zig "* ]]; then
+    unset_own=(-u "CARGO_TARGET_${key}_LINKER" -u "CC_${t//-/_}" -u "CXX_${t//-/_}")
+  fi
+  env "${unset_own[@]}" maturin build "${args[@]}"
   # shellcheck disable=SC2086
   wheel="$(ls "$out"/latebird-*-$pattern.whl)"
   if [ -n "$linux_host" ] && [[ "$t" == *-linux-gnu ]]; then

@@ -1,54 +1,100 @@
 #!/usr/bin/env bash
-# The engine's Rust tests on Linux aarch64 (Graviton), under user-mode emulation on an x86_64
-# machine: cross-compiled with Debian's aarch64 GCC as linker (and C/C++ compiler for the
-# dependencies that build C), run by qemu-user-static with the aarch64 C runtime of
-# libc6-arm64-cross as its sysroot. Slow but real: the kernels' portable paths, the
-# tokenizer and the parity with PyLate's references on an aarch64 CPU model.
+# latebird on Linux aarch64 (Graviton), under user-mode emulation on this x86_64 machine:
+# qemu-user-static runs aarch64 programs, with the aarch64 C runtime of libc6-arm64-cross (and
+# for Python, Debian's arm64 CPython unpacked beside it) as sysroot. Slow but real: the
+# kernels (NEON, and the sdot int8 kernel), the tokenizer and the parity with PyLate's
+# references on an aarch64 CPU model. See scripts/aarch64.sh for the toolchain.
 #
-#   bash scripts/emulated_aarch64.sh [cargo test arguments...]
+#   bash scripts/emulated_aarch64.sh [rust] [python] [lambda]     (default: all three)
 #
-# By default: the unit tests and the parity, batching, precision and scoring tests. On the
-# 2-core x86_64 machine they took 18 minutes (about 3 of compiling, then the tests: qemu
-# emulates floating point in software, so batching alone takes 9.5 minutes). Not part of
-# scripts/test.sh for that reason.
+#   rust     the engine's unit tests and its parity, batching, precision and scoring tests,
+#            cross-compiled with Debian's aarch64 GCC as linker; the unit tests again on a CPU
+#            without the dot-product instructions (QEMU_CPU=cortex-a72: Graviton 1), where the
+#            portable int8 kernel runs.
+#   python   the aarch64 wheel of scripts/build_wheels.sh, installed with numpy's aarch64 wheel
+#            for the aarch64 CPython, passing the Python parity, precision and scoring tests.
+#   lambda   the arm64 Lambda packages (scripts/build_lambda.sh and build_lambda_python.sh with
+#            --arch arm64) through tests/lambda: the Rust bootstrap, the Python handler under
+#            the stand-in loop and under awslambdaric's aarch64 wheel.
 #
-# Installs what it needs on a fresh Debian machine (rustup target, apt packages).
+# On the 2-core x86_64 machine: rust about 20 minutes (qemu does floating point in software:
+# batching alone takes 9.5), python about 10, lambda about 15, plus the builds. Outside
+# scripts/test.sh for that reason (CI runs a bounded part: see scripts/test.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
-TARGET=aarch64-unknown-linux-gnu
-SYSROOT=/usr/aarch64-linux-gnu
+# shellcheck source=scripts/aarch64.sh
+source scripts/aarch64.sh
 
-say() { printf '[emulated_aarch64] %s\n' "$*" >&2; }
+say() { printf '\n[emulated_aarch64] %s\n' "$*" >&2; }
 
-if ! rustup target list --installed | grep -qx "$TARGET"; then
-  say "adding rustup's $TARGET target"
-  rustup target add "$TARGET"
-fi
-missing=()
-for pkg in qemu-user-static libc6-arm64-cross gcc-aarch64-linux-gnu g++-aarch64-linux-gnu; do
-  [ "$(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null)" = "install ok installed" ] || missing+=("$pkg")
+parts=("$@")
+[ ${#parts[@]} -eq 0 ] && parts=(rust python lambda)
+for p in "${parts[@]}"; do
+  case "$p" in
+    rust | python | lambda) ;;
+    *) echo "emulated_aarch64.sh: unknown part $p; expected rust, python or lambda" >&2; exit 2 ;;
+  esac
 done
-if [ ${#missing[@]} -gt 0 ]; then
-  say "installing ${missing[*]} with apt-get"
-  sudo=""
-  [ "$(id -u)" -ne 0 ] && sudo="sudo"
-  $sudo env DEBIAN_FRONTEND=noninteractive apt-get update -q >/dev/null
-  $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
-fi
+wants() { [[ " ${parts[*]} " == *" $1 "* ]]; }
 python scripts/build_test_models.py >/dev/null
+aarch64_toolchain
+summary=()
+timed() {
+  local name="$1" start=$SECONDS
+  shift
+  "$@"
+  summary+=("$(printf '%-8s %5d s' "$name" "$((SECONDS - start))")")
+}
 
-export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER=aarch64-linux-gnu-gcc
-export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_RUNNER="qemu-aarch64-static -L $SYSROOT"
-export CC_aarch64_unknown_linux_gnu=aarch64-linux-gnu-gcc
-export CXX_aarch64_unknown_linux_gnu=aarch64-linux-gnu-g++
-# Optimised code for the engine as for its dependencies (the dev profile's opt-level 0 is
-# too slow to emulate): the kernels run as they would on an aarch64 machine.
-export CARGO_PROFILE_DEV_OPT_LEVEL=3
-export CARGO_PROFILE_DEV_DEBUG=0
-start=$(date +%s)
-if [ $# -eq 0 ]; then
-  set -- --lib --test parity --test batching --test scoring --test precision
-fi
-cargo test -p latebird --locked --target "$TARGET" "$@"
-say "aarch64 tests passed under emulation in $(($(date +%s) - start)) s"
+rust_tests() {
+  # Optimised code for the engine as for its dependencies (the dev profile's opt-level 0 is
+  # too slow to emulate): the kernels run as they would on an aarch64 machine.
+  export CARGO_PROFILE_DEV_OPT_LEVEL=3 CARGO_PROFILE_DEV_DEBUG=0
+  say "Rust tests on an aarch64 CPU with every extension qemu knows (QEMU_CPU=$QEMU_CPU)"
+  cargo test -p latebird --locked --target "$AARCH64_TARGET" \
+    --lib --test parity --test batching --test scoring --test precision
+  say "Rust unit tests on a CPU without dot products (QEMU_CPU=cortex-a72)"
+  QEMU_CPU=cortex-a72 cargo test -p latebird --locked --target "$AARCH64_TARGET" --lib
+}
+
+python_tests() {
+  aarch64_python
+  bash scripts/build_wheels.sh "$AARCH64_TARGET"
+  local site="$HOME/.cache/latebird/aarch64-python/site"
+  rm -rf "$site"
+  python -m pip install --quiet --no-compile --target "$site" \
+    --platform manylinux_2_28_aarch64 --platform manylinux2014_aarch64 \
+    --implementation cp --python-version 3.11 --only-binary=:all: \
+    target/wheels/latebird-*-manylinux_2_28_aarch64.whl -r scripts/requirements-wheel-tests.txt
+  say "Python tests with the aarch64 wheel in an aarch64 CPython"
+  PYTHONPATH="$site" PYTHONNOUSERSITE=1 "$AARCH64_PYTHON" -c \
+    'import platform, latebird; print(platform.machine(), latebird.__file__)'
+  PYTHONPATH="$site" PYTHONNOUSERSITE=1 "$AARCH64_PYTHON" -m pytest -q -p no:cacheprovider \
+    tests/python/test_parity.py tests/python/test_precision.py tests/python/test_scoring.py
+}
+
+lambda_tests() {
+  aarch64_python
+  bash scripts/build_lambda.sh --arch arm64
+  bash scripts/build_lambda_python.sh --arch arm64 --python-version 3.11
+  local ric="$HOME/.cache/latebird/aarch64-python/awslambdaric"
+  rm -rf "$ric"
+  python -m pip install --quiet --no-compile --target "$ric" \
+    --platform manylinux2014_aarch64 --implementation cp --python-version 3.11 \
+    --only-binary=:all: "$(grep -E '^awslambdaric==' scripts/requirements-dev.txt)"
+  say "Lambda tests on the arm64 packages"
+  # Not test_load.py: its hundred-odd requests per function take most of an hour emulated,
+  # and what it checks (concurrency, memory over time) is the same code on either
+  # architecture.
+  LATEBIRD_LAMBDA_ARCH=arm64 LATEBIRD_LAMBDA_RUNNER="$AARCH64_RUNNER" \
+    LATEBIRD_LAMBDA_PYTHON="$AARCH64_PYTHON" LATEBIRD_LAMBDA_PYTHONPATH="$ric" \
+    python -m pytest -q -p no:cacheprovider "$@" \
+    tests/lambda/test_lambda.py tests/lambda/test_same_answers.py tests/lambda/test_settings.py
+}
+
+wants rust && timed rust rust_tests
+wants python && timed python python_tests
+wants lambda && timed lambda lambda_tests
+say "passed under emulation:"
+printf '  %s\n' "${summary[@]}" >&2

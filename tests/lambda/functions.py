@@ -4,11 +4,19 @@
 - "python": the handler of target/lambda/latebird-lambda-python.zip
   (scripts/build_lambda_python.sh) in python_runtime.py, a minimal stand-in runtime loop;
 - "python-awslambdaric": the same handler under AWS's own runtime interface client
-  (`python -m awslambdaric`, the loop of Lambda's Python base images)."""
+  (`python -m awslambdaric`, the loop of Lambda's Python base images).
+
+With LATEBIRD_LAMBDA_ARCH=arm64 the tests run the arm64 packages (`--arch arm64` of both
+scripts) under user-mode emulation, as scripts/emulated_aarch64.sh sets them up:
+LATEBIRD_LAMBDA_RUNNER is the emulator command that runs the aarch64 `bootstrap`,
+LATEBIRD_LAMBDA_PYTHON an aarch64 Python, and LATEBIRD_LAMBDA_PYTHONPATH where that Python
+finds awslambdaric."""
 
 from __future__ import annotations
 
 import importlib.util
+import os
+import shlex
 import sys
 import zipfile
 from pathlib import Path
@@ -18,7 +26,17 @@ from runtime_api import Function, Pool
 ROOT = Path(__file__).resolve().parents[2]
 OUT = ROOT / "target" / "lambda"
 KINDS = ("rust", "python", "python-awslambdaric")
-ZIPS = {"rust": OUT / "latebird-lambda.zip", "python": OUT / "latebird-lambda-python.zip"}
+ARCH = os.environ.get("LATEBIRD_LAMBDA_ARCH", "x86_64")
+if ARCH not in ("x86_64", "arm64"):
+    raise ValueError(f"LATEBIRD_LAMBDA_ARCH={ARCH!r}: expected x86_64 or arm64")
+_SUFFIX = "" if ARCH == "x86_64" else "-" + ARCH
+ZIPS = {
+    "rust": OUT / f"latebird-lambda{_SUFFIX}.zip",
+    "python": OUT / f"latebird-lambda-python{_SUFFIX}.zip",
+}
+RUNNER = shlex.split(os.environ.get("LATEBIRD_LAMBDA_RUNNER", ""))
+PYTHON = os.environ.get("LATEBIRD_LAMBDA_PYTHON", sys.executable)
+EXTRA_PATH = os.environ.get("LATEBIRD_LAMBDA_PYTHONPATH", "")
 HANDLER = "latebird.lambda_handler.handler"
 
 
@@ -39,8 +57,13 @@ def missing(kind: str) -> str | None:
     archive = package(kind)
     if not archive.is_file():
         script = "build_lambda.sh" if kind == "rust" else "build_lambda_python.sh"
-        return f"{archive} not built (bash scripts/{script})"
-    if kind == "python-awslambdaric" and importlib.util.find_spec("awslambdaric") is None:
+        return f"{archive} not built (bash scripts/{script} --arch {ARCH})"
+    if ARCH != "x86_64":
+        if not RUNNER or PYTHON == sys.executable:
+            return f"{ARCH} runs under emulation: set up by bash scripts/emulated_aarch64.sh lambda"
+        if kind == "python-awslambdaric" and not (Path(EXTRA_PATH) / "awslambdaric").is_dir():
+            return f"no {ARCH} awslambdaric in LATEBIRD_LAMBDA_PYTHONPATH={EXTRA_PATH!r}"
+    elif kind == "python-awslambdaric" and importlib.util.find_spec("awslambdaric") is None:
         return "awslambdaric is not installed (pip install -r scripts/requirements-dev.txt)"
     return None
 
@@ -55,16 +78,18 @@ def unpack(kind: str, tmp: Path) -> tuple[list[str], Path]:
         z.extractall(root)
     if kind == "rust":
         (root / "bootstrap").chmod(0o755)
-        return [str(root / "bootstrap")], root
-    # The test package is built for this interpreter's Python version.
+        return [*RUNNER, str(root / "bootstrap")], root
+    # The test package is built for this Python's version (scripts/test.sh and
+    # scripts/emulated_aarch64.sh pass it).
     if kind == "python":
-        return [sys.executable, str(Path(__file__).with_name("python_runtime.py"))], root
-    return [sys.executable, "-m", "awslambdaric", HANDLER], root
+        return [PYTHON, str(Path(__file__).with_name("python_runtime.py"))], root
+    return [PYTHON, "-m", "awslambdaric", HANDLER], root
 
 
 def _env(root: Path, env: dict[str, str]) -> dict[str, str]:
     # The function package first on the path, as on Lambda (not this checkout's latebird).
-    return {"LAMBDA_TASK_ROOT": str(root), "PYTHONPATH": str(root), "PYTHONNOUSERSITE": "1",
+    path = os.pathsep.join(p for p in (str(root), EXTRA_PATH) if p)
+    return {"LAMBDA_TASK_ROOT": str(root), "PYTHONPATH": path, "PYTHONNOUSERSITE": "1",
             **env}  # fmt: skip
 
 

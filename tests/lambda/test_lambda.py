@@ -3,7 +3,8 @@
 handler of target/lambda/latebird-lambda-python.zip (scripts/build_lambda_python.sh), the
 latter under a stand-in runtime loop and under AWS's awslambdaric (functions.py). All answer
 the same contract (crates/lambda/README.md). Cold init and warm latency (handler time and
-round trip) go to target/lambda/figures-{kind}.json."""
+round trip) go to target/lambda/figures-{kind}.json (figures-{kind}-arm64.json for the arm64
+packages under emulation: the emulator's speed, not Graviton's)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from pathlib import Path
 import latebird
 import numpy as np
 import pytest
-from functions import KINDS, OUT, missing, model_folder, package, start
+from functions import ARCH, KINDS, OUT, missing, model_folder, package, start
 from runtime_api import Function
 
 MAX_TEXTS = 12
@@ -195,7 +196,9 @@ def test_warm_latency(function: Function) -> None:
         "package_bytes": package(function.kind).stat().st_size,
     }
     OUT.mkdir(parents=True, exist_ok=True)
-    (OUT / f"figures-{function.kind}.json").write_text(json.dumps(figures, indent=1))
+    suffix = "" if ARCH == "x86_64" else f"-{ARCH}"
+    figures["architecture"] = ARCH
+    (OUT / f"figures-{function.kind}{suffix}.json").write_text(json.dumps(figures, indent=1))
     print(json.dumps(figures))
     assert function.process.poll() is None  # still serving after all of the above
 
