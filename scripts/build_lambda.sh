@@ -47,6 +47,9 @@ if [ "$arch" = arm64 ]; then
   # shellcheck source=scripts/aarch64.sh
   source scripts/aarch64.sh
   aarch64_toolchain
+  # A build directory of its own: the aarch64 wheel's build (zig's C compiler) and this one
+  # (Debian's GCC) would otherwise rebuild each other's C dependencies every time.
+  export CARGO_TARGET_DIR="$CARGO_TARGET_DIR-lambda-arm64"
   cargo build --release --locked -p latebird-lambda --bin bootstrap --target "$target"
   cp "$CARGO_TARGET_DIR/$target/release/bootstrap" "$stage/bootstrap"
   aarch64-linux-gnu-strip "$stage/bootstrap"

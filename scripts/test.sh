@@ -79,6 +79,9 @@ fi
 LATEBIRD_WASM_BUILD=relaxed node "${relaxed_flag[@]}" --test tests/js/parity.test.mjs \
   tests/js/precision.test.mjs tests/js/scoring.test.mjs
 
+step "Wheels for every platform: Linux x86_64 and aarch64, macOS arm64 and x86_64, Windows (built and inspected)"
+bash scripts/build_wheels.sh
+
 step "Rust Lambda package"
 bash scripts/build_lambda.sh
 
@@ -88,6 +91,12 @@ bash scripts/build_lambda_python.sh \
 
 step "Lambda tests (local Runtime API emulator)"
 python -m pytest -q tests/lambda
+
+step "Windows under Wine (bounded: unit and parity tests; bash scripts/wine_windows.sh for all)"
+bash scripts/wine_windows.sh --lib --test parity
+
+step "Linux aarch64 under emulation (bounded: kernels, the wheel's parity, the Rust Lambda; bash scripts/emulated_aarch64.sh for all)"
+bash scripts/emulated_aarch64.sh ci
 
 step "Backends: MKL built and tested, CUDA and Apple (Metal, Accelerate) compiled"
 bash scripts/check_backends.sh
