@@ -9,7 +9,7 @@
 
 use super::math::multiversion;
 #[cfg(target_arch = "x86_64")]
-use super::packed::row_blocks;
+use super::packed::{debug_check_panel, row_blocks};
 use super::packed::{PanelKernel, Panels, RowCode, PANEL};
 
 /// Inputs per pair (the values one `vdpbf16ps` lane takes).
@@ -137,7 +137,7 @@ unsafe fn bf16_panel(
             bf16_block::<$n>(&xb[$r * stride..], stride, w, pairs, &mut acc[$r * PANEL..])
         };
     }
-    row_blocks!(rows, block);
+    row_blocks!(rows, block, 6, [5, 4, 3, 2, 1]);
 }
 
 /// `R` rows against one panel: `R x 4` accumulators of sixteen f32 lanes held in registers.
@@ -151,9 +151,7 @@ unsafe fn bf16_block<const R: usize>(
     acc: &mut [f32],
 ) {
     use std::arch::x86_64::*;
-    debug_assert!(xb.len() >= (R - 1) * stride + pairs * PAIR);
-    debug_assert!(w.len() >= pairs * PANEL * PAIR);
-    debug_assert!(acc.len() >= R * PANEL);
+    debug_check_panel(xb, stride, R, pairs * PAIR, w, acc);
     let mut sums = [[_mm512_setzero_ps(); 4]; R];
     let x = xb.as_ptr();
     let wp = w.as_ptr();

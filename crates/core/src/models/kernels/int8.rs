@@ -10,8 +10,8 @@
 //! instruction set gives bit-identical results.
 
 use super::math::{lane_reduce, multiversion};
-#[cfg(target_arch = "x86_64")]
-use super::packed::row_blocks;
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+use super::packed::{debug_check_panel, row_blocks};
 use super::packed::{PanelKernel, Panels, RowCode, PANEL};
 
 /// Inputs per group (the bytes one `vpdpbusd` lane takes).
@@ -243,9 +243,7 @@ unsafe fn avx2_panel(
     acc: &mut [i32],
 ) {
     use std::arch::x86_64::*;
-    debug_assert!(rows == 0 || xq.len() >= (rows - 1) * stride + groups * GROUP);
-    debug_assert!(w.len() >= groups * PANEL * GROUP);
-    debug_assert!(acc.len() >= rows * PANEL);
+    debug_check_panel(xq, stride, rows, groups * GROUP, w, acc);
     const VECTORS: usize = PANEL * GROUP / 32;
     let ones16 = _mm256_set1_epi16(1);
     let ones8 = _mm256_set1_epi8(1);
@@ -304,7 +302,7 @@ unsafe fn vnni_panel(
             )
         };
     }
-    row_blocks!(rows, block);
+    row_blocks!(rows, block, 6, [5, 4, 3, 2, 1]);
 }
 
 /// `R` rows against one panel: `R x 4` accumulators of sixteen lanes held in registers.
@@ -318,9 +316,7 @@ unsafe fn vnni_block<const R: usize>(
     acc: &mut [i32],
 ) {
     use std::arch::x86_64::*;
-    debug_assert!(xq.len() >= (R - 1) * stride + groups * GROUP);
-    debug_assert!(w.len() >= groups * PANEL * GROUP);
-    debug_assert!(acc.len() >= R * PANEL);
+    debug_check_panel(xq, stride, R, groups * GROUP, w, acc);
     let mut sums = [[_mm512_setzero_si512(); 4]; R];
     let x = xq.as_ptr();
     let wp = w.as_ptr();
@@ -366,9 +362,7 @@ unsafe fn dotprod_panel(
     acc: &mut [i32],
 ) {
     use std::arch::aarch64::*;
-    debug_assert!(rows == 0 || xq.len() >= (rows - 1) * stride + groups * GROUP);
-    debug_assert!(w.len() >= groups * PANEL * GROUP);
-    debug_assert!(acc.len() >= rows * PANEL);
+    debug_check_panel(xq, stride, rows, groups * GROUP, w, acc);
     let wp = w.as_ptr();
     let ones = vdupq_n_s8(1);
     let mut offsets = [vdupq_n_s32(0); NEON_VECTORS];
@@ -384,25 +378,19 @@ unsafe fn dotprod_panel(
     let x = xq.as_ptr();
     let out = acc.as_mut_ptr();
     // SAFETY (the blocks): rows r.. of x and acc exist (checked above).
-    let mut r = 0;
-    while r + 4 <= rows {
-        dotprod_block::<4>(
-            x.add(r * stride),
-            stride,
-            wp,
-            groups,
-            &offsets,
-            out.add(r * PANEL),
-        );
-        r += 4;
+    macro_rules! block {
+        ($n:literal, $r:expr) => {
+            dotprod_block::<$n>(
+                x.add($r * stride),
+                stride,
+                wp,
+                groups,
+                &offsets,
+                out.add($r * PANEL),
+            )
+        };
     }
-    let (x, out) = (x.add(r * stride), out.add(r * PANEL));
-    match rows - r {
-        3 => dotprod_block::<3>(x, stride, wp, groups, &offsets, out),
-        2 => dotprod_block::<2>(x, stride, wp, groups, &offsets, out),
-        1 => dotprod_block::<1>(x, stride, wp, groups, &offsets, out),
-        _ => {}
-    }
+    row_blocks!(rows, block, 4, [3, 2, 1]);
 }
 
 /// i32 vectors of four columns in a panel.

@@ -11,7 +11,7 @@
 //! Register blocks of up to [`ROWS`] rows by one vector of four columns: eight i32
 //! accumulators, four activation vectors and two weight halves.
 
-use super::packed::PANEL;
+use super::packed::{debug_check_panel, PANEL};
 
 /// Inputs per group, as the packing's.
 const GROUP: usize = 4;
@@ -46,8 +46,7 @@ pub(super) fn dot_panel<L: Lanes>(
     groups: usize,
     acc: &mut [i32],
 ) {
-    debug_assert!(w.len() >= groups * PANEL * GROUP);
-    debug_assert!(acc.len() >= rows * PANEL);
+    debug_check_panel(xq, stride, rows, groups * GROUP, w, acc);
     let width = groups * GROUP;
     thread_local! {
         static WIDE: std::cell::RefCell<Vec<i16>> = const { std::cell::RefCell::new(Vec::new()) };

@@ -43,29 +43,43 @@ impl SharedOut {
     }
 }
 
-/// Runs `$block::<R>(first_row)` over `$rows` rows in register blocks of 6 rows, then one
-/// block of the 1 to 5 rows left (the kernels' block sizes are compile-time constants).
-#[cfg(target_arch = "x86_64")]
+/// Runs `$block!(R, first_row)` over `$rows` rows in register blocks of `$full` rows, then
+/// one block of the rows left, of one of the sizes `$rest` (the kernels' block sizes are
+/// compile-time constants).
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 macro_rules! row_blocks {
-    ($rows:expr, $block:ident) => {{
+    ($rows:expr, $block:ident, $full:literal, [$($rest:literal),*]) => {{
         let rows = $rows;
         let mut r = 0;
-        while r + 6 <= rows {
-            $block!(6, r);
-            r += 6;
+        while r + $full <= rows {
+            $block!($full, r);
+            r += $full;
         }
         match rows - r {
-            5 => $block!(5, r),
-            4 => $block!(4, r),
-            3 => $block!(3, r),
-            2 => $block!(2, r),
-            1 => $block!(1, r),
+            $($rest => $block!($rest, r),)*
             _ => {}
         }
     }};
 }
-#[cfg(target_arch = "x86_64")]
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 pub(crate) use row_blocks;
+
+/// The bounds a panel routine (`PanelKernel::dot_panel` and its register blocks) relies on,
+/// checked in debug builds: `rows` rows of `inputs` encoded values, `stride` apart, in `x`; a
+/// panel of `inputs` by [`PANEL`] weights in `w`; `rows` rows of [`PANEL`] sums in `acc`.
+#[inline(always)]
+pub(crate) fn debug_check_panel<X, W, A>(
+    x: &[X],
+    stride: usize,
+    rows: usize,
+    inputs: usize,
+    w: &[W],
+    acc: &[A],
+) {
+    debug_assert!(rows == 0 || x.len() >= (rows - 1) * stride + inputs);
+    debug_assert!(w.len() >= inputs * PANEL);
+    debug_assert!(acc.len() >= rows * PANEL);
+}
 
 /// A weight `[n, k]` packed in panels (see the module documentation).
 #[derive(Clone, Debug)]
