@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Sourced by the scripts that build for or run on Linux aarch64 from this x86_64 machine.
 #
 #   aarch64_toolchain   rustup's aarch64-unknown-linux-gnu target, Debian's aarch64 GCC as
@@ -9,8 +10,11 @@
 #                       ~/.cache/latebird/aarch64-python, not installed) run under the emulator;
 #                       exports AARCH64_PYTHON, a command that starts it like `python3`.
 #
-# Each installs what it lacks with apt-get (as root or through sudo) and is quick when all is
+# Each installs what it lacks with apt-get (scripts/apt.sh) and is quick when all is
 # there.
+
+# shellcheck source=scripts/apt.sh
+source "$(dirname "${BASH_SOURCE[0]}")/apt.sh"
 
 AARCH64_TARGET=aarch64-unknown-linux-gnu
 AARCH64_SYSROOT=/usr/aarch64-linux-gnu
@@ -21,26 +25,9 @@ _apt() {
   $sudo env DEBIAN_FRONTEND=noninteractive apt-get "$@"
 }
 
-_apt_missing() {
-  local pkg missing=()
-  for pkg in "$@"; do
-    [ "$(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null)" = "install ok installed" ] || missing+=("$pkg")
-  done
-  echo "${missing[@]}"
-}
-
 aarch64_toolchain() {
-  if ! rustup target list --installed | grep -qx "$AARCH64_TARGET"; then
-    rustup target add "$AARCH64_TARGET"
-  fi
-  local missing
-  missing="$(_apt_missing qemu-user-static libc6-arm64-cross gcc-aarch64-linux-gnu g++-aarch64-linux-gnu)"
-  if [ -n "$missing" ]; then
-    echo "[aarch64] installing $missing with apt-get" >&2
-    _apt update -q >/dev/null
-    # shellcheck disable=SC2086
-    _apt install -y -q --no-install-recommends $missing >/dev/null
-  fi
+  rustup_target "$AARCH64_TARGET"
+  apt_install qemu-user-static libc6-arm64-cross gcc-aarch64-linux-gnu g++-aarch64-linux-gnu
   # The CPU qemu emulates: every Armv8 extension it knows (dotprod included, as on Graviton
   # 2 and later); QEMU_CPU=cortex-a72 (Graviton 1) emulates one without.
   export QEMU_CPU="${QEMU_CPU:-max}"

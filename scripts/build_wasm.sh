@@ -30,29 +30,8 @@ export PATH="$HOME/.cargo/bin:$PATH"
 
 say() { printf '[build_wasm] %s\n' "$*" >&2; }
 
-apt_updated=0
-apt_install() {
-  local missing=()
-  for pkg in "$@"; do
-    if [ "$(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null)" != "install ok installed" ]; then
-      missing+=("$pkg")
-    fi
-  done
-  [ ${#missing[@]} -eq 0 ] && return 0
-  if ! command -v apt-get >/dev/null 2>&1; then
-    say "missing ${missing[*]} and no apt-get: install them (or rustup's $TARGET target) first"
-    exit 1
-  fi
-  local sudo=""
-  [ "$(id -u)" -ne 0 ] && sudo="sudo"
-  say "installing ${missing[*]} with apt-get"
-  if [ "$apt_updated" -eq 0 ]; then
-    $sudo env DEBIAN_FRONTEND=noninteractive apt-get update -q >/dev/null
-    apt_updated=1
-  fi
-  $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
-    "${missing[@]}" >/dev/null
-}
+# shellcheck source=scripts/apt.sh
+source scripts/apt.sh
 
 # --- 1. The toolchain ------------------------------------------------------------------------
 start=$(date +%s)
@@ -62,7 +41,7 @@ if command -v rustup >/dev/null 2>&1 && rustup target list --installed 2>/dev/nu
   RUST=(env RUSTC_BOOTSTRAP=1 cargo)
   CACHE="$CACHE/rustup-"
 else
-  say "Debian's rustc-web with the standard library built from source"
+  say "Debian's rustc-web with the standard library built from source (no rustup $TARGET target with rust-src)"
   apt_install rustc-web cargo-web rust-web-src rust-web-llvm lld-22
   # RUSTC_BOOTSTRAP lets Debian's stable cargo use -Z build-std.
   RUST=(env RUSTC=/usr/bin/rustc RUSTC_BOOTSTRAP=1 /usr/bin/cargo)

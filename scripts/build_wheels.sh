@@ -27,6 +27,8 @@ cd "$(dirname "$0")/.."
 if [ -z "${LATEBIRD_SYSTEM_PYTHON:-}" ]; then
   source scripts/env.sh
 fi
+# shellcheck source=scripts/apt.sh
+source scripts/apt.sh
 
 all=(x86_64-unknown-linux-gnu aarch64-unknown-linux-gnu aarch64-apple-darwin x86_64-apple-darwin
   x86_64-pc-windows-gnu)
@@ -44,18 +46,10 @@ if [ -n "$linux_host" ]; then
   python -m pip show auditwheel >/dev/null 2>&1 || python -m pip install --quiet "auditwheel>=6,<7"
   if [[ " ${targets[*]} " == *" x86_64-pc-windows-gnu "* ]] &&
     ! command -v x86_64-w64-mingw32-gcc >/dev/null; then
-    sudo=""
-    [ "$(id -u)" -ne 0 ] && sudo="sudo"
-    echo "[build_wheels] installing MinGW-w64 with apt-get" >&2
-    $sudo env DEBIAN_FRONTEND=noninteractive apt-get update -q >/dev/null
-    $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
-      gcc-mingw-w64-x86-64 >/dev/null
+    apt_install gcc-mingw-w64-x86-64
   fi
 fi
-installed="$(rustup target list --installed)"
-for t in "${targets[@]}"; do
-  grep -qx "$t" <<<"$installed" || rustup target add "$t"
-done
+rustup_target "${targets[@]}"
 
 out=target/wheels
 mkdir -p "$out"

@@ -103,7 +103,7 @@ fi
 if wants apple; then
   t=$SECONDS
   step "Apple: cargo check for aarch64-apple-darwin"
-  rustup target add aarch64-apple-darwin >/dev/null
+  rustup_target aarch64-apple-darwin
   # The engine only: the Python extension's macOS build (its HTTPS stack has C code that needs
   # a macOS C toolchain) belongs to the wheel builds.
   for features in metal accelerate metal,accelerate; do

@@ -2,6 +2,8 @@
 # with every build and test tool exist, then puts them on PATH. Safe to source repeatedly.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# shellcheck source=scripts/apt.sh
+source "$ROOT/scripts/apt.sh"
 VENV="${LATEBIRD_VENV:-$ROOT/.venv}"
 PYTHON="${PYTHON:-python3}"
 

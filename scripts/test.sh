@@ -33,12 +33,7 @@ step "Type stubs match the extension"
 python -m mypy.stubtest latebird._latebird
 
 step "Java for the PySpark tests"
-if ! command -v java >/dev/null 2>&1; then
-  sudo=""
-  [ "$(id -u)" -ne 0 ] && sudo="sudo"
-  $sudo env DEBIAN_FRONTEND=noninteractive apt-get update -q >/dev/null
-  $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends openjdk-17-jre-headless >/dev/null
-fi
+command -v java >/dev/null 2>&1 || apt_install openjdk-17-jre-headless
 
 step "Python tests (with the streaming CLI, a two-node Ray cluster and Spark local[2])"
 python -m pytest -q tests/python
@@ -61,12 +56,7 @@ step "WebAssembly package (four builds)"
 bash scripts/build_wasm.sh
 
 step "JS and browser tests"
-if [ ! -x "${LATEBIRD_CHROMIUM:-/usr/bin/chromium}" ]; then
-  sudo=""
-  [ "$(id -u)" -ne 0 ] && sudo="sudo"
-  $sudo env DEBIAN_FRONTEND=noninteractive apt-get update -q >/dev/null
-  $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium fonts-liberation >/dev/null
-fi
+[ -x "${LATEBIRD_CHROMIUM:-/usr/bin/chromium}" ] || apt_install chromium fonts-liberation
 (cd tests/js && npm ci --no-audit --no-fund --loglevel=error)
 # Node runs the single-threaded SIMD build; builds.test.mjs runs all four in Chromium, and
 # package.test.mjs packs, installs, type-checks and bundles the npm package.

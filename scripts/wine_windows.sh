@@ -15,20 +15,8 @@ cd "$(dirname "$0")/.."
 source scripts/env.sh
 TARGET=x86_64-pc-windows-gnu
 
-if ! rustup target list --installed | grep -qx "$TARGET"; then
-  rustup target add "$TARGET"
-fi
-missing=()
-for pkg in wine64 gcc-mingw-w64-x86-64 g++-mingw-w64-x86-64; do
-  [ "$(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null)" = "install ok installed" ] || missing+=("$pkg")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-  echo "[wine_windows] installing ${missing[*]} with apt-get" >&2
-  sudo=""
-  [ "$(id -u)" -ne 0 ] && sudo="sudo"
-  $sudo env DEBIAN_FRONTEND=noninteractive apt-get update -q >/dev/null
-  $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
-fi
+rustup_target "$TARGET"
+apt_install wine64 gcc-mingw-w64-x86-64 g++-mingw-w64-x86-64
 python scripts/build_test_models.py >/dev/null
 
 export CARGO_TARGET_X86_64_PC_WINDOWS_GNU_LINKER=x86_64-w64-mingw32-gcc
